@@ -8,7 +8,9 @@ Conventions (stated once, used everywhere):
 * ``sd`` is the sample standard deviation of the error (``ddof=1``), as in AAMI/ISO 81060-2;
   it is None for fewer than two errors.
 * ``within5/10/15`` are fractions (0..1) of windows with ``|error| <= 5/10/15`` mmHg, the bound
-  included (a tolerance of 1e-9 mmHg absorbs float noise such as 120.3 - 115.3).
+  included (a tolerance of 1e-9 mmHg absorbs float noise such as 128.3 - 113.3 > 15).
+* Grade and pass bounds are inclusive, with a 1e-9 tolerance for float noise (an average of
+  0.85 and 0.85 may come out as 0.8499999999999999).
 * BHS grade (O'Brien 1993): A if >= 60 %, 85 %, 95 % within 5/10/15; B 50/75/90; C 40/65/85; else D.
 * IEEE 1708 grade from the MAE: <= 5 A, <= 6 B, <= 7 C, else D.
 * AAMI pass: ``|ME| <= 5`` and ``SD <= 8`` mmHg (the error criterion only; the standard's subject
@@ -45,7 +47,8 @@ __all__ = [
 ]
 
 Z90 = 1.6448536269514722  # two-sided 90 % Gaussian quantile
-_TOL_MMHG = 1e-9
+_TOL_MMHG = 1e-9  # float noise on an error in mmHg
+_TOL = 1e-9  # float noise on a fraction or an averaged metric at a grade bound
 _BHS_LIMITS = (("A", 0.60, 0.85, 0.95), ("B", 0.50, 0.75, 0.90), ("C", 0.40, 0.65, 0.85))
 _IEEE_LIMITS = (("A", 5.0), ("B", 6.0), ("C", 7.0))
 
@@ -64,7 +67,7 @@ def bhs_grade(within5: float | None, within10: float | None, within15: float | N
     if within5 is None or within10 is None or within15 is None:
         return None
     for letter, w5, w10, w15 in _BHS_LIMITS:
-        if within5 >= w5 and within10 >= w10 and within15 >= w15:
+        if within5 >= w5 - _TOL and within10 >= w10 - _TOL and within15 >= w15 - _TOL:
             return Grade(letter)
     return Grade.D
 
@@ -74,7 +77,7 @@ def ieee1708_grade(mae: float | None) -> Grade | None:
     if mae is None:
         return None
     for letter, limit in _IEEE_LIMITS:
-        if mae <= limit:
+        if mae <= limit + _TOL:
             return Grade(letter)
     return Grade.D
 
@@ -83,7 +86,7 @@ def aami_pass(me: float | None, sd: float | None) -> bool | None:
     """AAMI/ISO 81060-2 error criterion: |ME| <= 5 mmHg and SD <= 8 mmHg; None if undefined."""
     if me is None or sd is None:
         return None
-    return bool(abs(me) <= 5.0 and sd <= 8.0)
+    return bool(abs(me) <= 5.0 + _TOL and sd <= 8.0 + _TOL)
 
 
 @dataclass(frozen=True)
