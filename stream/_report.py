@@ -236,7 +236,7 @@ def _table_row(method: str, m: QuantityMetrics, per_record: bool) -> str:
 class ProgressBar:
     """``records 12/124 [===>      ] 10% 0:42 eta 6:12`` on stderr.
 
-    Redrawn in place on a terminal; on a pipe or file, one line per tenth of the total. The
+    Redrawn in place on a terminal; on a pipe or file, one line at the first update and at each tenth. The
     ``note`` is shown as given: do not pass patient identifiers.
     """
 
