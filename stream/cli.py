@@ -14,6 +14,7 @@ import sys
 # module names under bpstream.stream, one per sub-command group
 COMMANDS: list[str] = [
     "validate",
+    "demo",
 ]
 
 
