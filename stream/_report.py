@@ -42,7 +42,7 @@ class ScoreSheet:
         self._records: dict[str, None] = {}
         self._times: dict[str, set[float]] = {}
         self._keys: set[tuple[str, float, str]] = set()
-        self._rejected: dict[str, dict[str, int]] = {"input": {}, "label": {}}
+        self._rejected: dict[str, dict[str, int]] = {}
         for m in methods:
             self._method(m)
 
@@ -163,7 +163,8 @@ class ScoreSheet:
 
         Shape: ``{"protocol", "records", "windows", "methods": {name: {"n", "sbp", "dbp", "map"}},
         "rejected": {"input": {reason: n}, "label": {...}}, "records_scored", "same_windows", ...extra}``.
-        ``rejected`` given here is added to the counts from :meth:`add_rejected`.
+        ``rejected`` given here is added to the counts from :meth:`add_rejected`; it lists only the
+        stages with counts, so it is ``{}`` (falsy) when nothing was rejected.
         ``extra`` keys may not replace the standard keys (ValueError).
         """
         scored = set()
