@@ -195,8 +195,9 @@ class ScoreSheet:
     def write_json(self, path: str | Path, protocol: Mapping[str, Any],
                    extra: Mapping[str, Any] | None = None,
                    rejected: Mapping[str, Mapping[str, int]] | None = None) -> Path:
-        """Write :meth:`to_json` to ``path`` (strict JSON: no NaN)."""
+        """Write :meth:`to_json` to ``path`` (strict JSON: no NaN), creating missing folders."""
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_json(protocol, extra, rejected), indent=2, allow_nan=False)
         path.write_text(text + "\n", encoding="utf-8")
         return path

@@ -117,7 +117,7 @@ def test_add_estimate_from_real_types():
 
 
 def test_write_json_is_strict(sheet, tmp_path):
-    path = sheet.write_json(tmp_path / "out.json", PROTOCOL)
+    path = sheet.write_json(tmp_path / "new" / "out.json", PROTOCOL)
     text = path.read_text()
     assert "NaN" not in text
     assert json.loads(text)["windows"] == 4
