@@ -84,7 +84,7 @@ def plot_bland_altman(
         ok = np.isfinite(e) & np.isfinite(r)
         diff, mean = e[ok] - r[ok], (e[ok] + r[ok]) / 2.0
         ax.set_title(f"{method}: {label} (n={diff.size})")
-        ax.set_xlabel(f"mean of estimate and reference (mmHg)")
+        ax.set_xlabel("mean of estimate and reference (mmHg)")
         ax.set_ylabel("estimate - reference (mmHg)")
         ax.grid(True, alpha=0.3)
         if diff.size == 0:
