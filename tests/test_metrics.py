@@ -182,3 +182,13 @@ def test_identities_hold(errors):
     assert s.rmse ** 2 == pytest.approx(s.me ** 2 + s.sd ** 2 * (n - 1) / n, abs=1e-6)
     assert s.mae <= s.rmse + 1e-9
     assert s.within5 <= s.within10 <= s.within15
+
+
+def test_coverage90_of_a_calibrated_gaussian_is_about_90_percent():
+    rng = np.random.default_rng(7)
+    n = 20000
+    sd = rng.uniform(2.0, 12.0, n)
+    ref = rng.normal(110.0, 20.0, n)
+    est = ref + rng.normal(0.0, sd)
+    assert score(est, ref, sd=sd).coverage90 == pytest.approx(0.90, abs=0.01)
+    assert score(est, ref, sd=sd / 2).coverage90 == pytest.approx(0.59, abs=0.02)  # over-confident
