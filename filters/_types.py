@@ -75,6 +75,15 @@ class Reason(str, enum.Enum):
     CALIBRATION_OLD = "calibration_old"
     MODEL_ROLLED_BACK = "model_rolled_back"
     ADAPTATION_FROZEN = "adaptation_frozen"
+    # messages on Kafka (dead-letter reasons; added for the streaming service)
+    MSG_NOT_JSON = "msg_not_json"
+    MSG_SCHEMA_VERSION = "msg_schema_version"
+    MSG_INVALID = "msg_invalid"
+    MSG_NAN_SAMPLES = "msg_nan_samples"
+    MSG_OVERSIZED = "msg_oversized"
+    MSG_UNKNOWN_PATIENT = "msg_unknown_patient"
+    MSG_DUPLICATE = "msg_duplicate"
+    MSG_STEP_FAILED = "msg_step_failed"
 
 
 @dataclass(frozen=True)
