@@ -58,11 +58,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"bpstream validate: {exc}", file=sys.stderr)
         return 2
     print(sheet.format_table())
-    doc = sheet.to_json(protocol(args, config))
+    always = {"input": {}, "label": {}}  # both blocks present even when nothing was rejected
+    doc = sheet.to_json(protocol(args, config), rejected=always)
     if doc["rejected"]:
         print("\nrejected windows: " + json.dumps(doc["rejected"]))
     if args.json_path:
-        sheet.write_json(args.json_path, protocol(args, config))
+        sheet.write_json(args.json_path, protocol(args, config), rejected=always)
     if args.plot:
         from ._plots import write_plots
 

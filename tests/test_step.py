@@ -1,0 +1,133 @@
+"""The pure per-patient step: predict before learning, idempotency, calibration pairing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bpstream.filters import Chunk, Reference, Window
+from bpstream.models import Estimate, Estimator, register
+from bpstream.stream._messages import Calibrate, ChunkMessage, EventKind, Reset, WindowResult
+from bpstream.stream._schedule import Schedule
+from bpstream.stream._step import Pipeline, PipelineConfig
+
+FS = 125.0
+
+
+class Spy(Estimator):
+    """Logs every call; predicts the mean of labels learned so far (NaN-free)."""
+
+    name = "spy"
+
+    def __init__(self):
+        self.log_: list = []
+        self.labels_: list = []
+
+    def predict_one(self, window: Window) -> Estimate:
+        self.log_.append(("predict", window.t_end_s))
+        v = float(np.mean(self.labels_)) if self.labels_ else None
+        return Estimate(v, v, v)
+
+    def learn_one(self, window: Window, label: Reference) -> None:
+        self.log_.append(("learn", window.t_end_s, label.t_s))
+        self.labels_.append(label.sbp_mmhg)
+
+
+register("spy", Spy)
+
+
+def _chunks(seconds: float, chunk_s: float = 2.0, t0: float = 0.0, sbp_jump_at: float | None = None):
+    """Clean synthetic ECG/PPG/ABP; ABP pulses 70 bpm, 120/70 mmHg (160/90 after ``sbp_jump_at``)."""
+    n = int(seconds * FS)
+    t = np.arange(n) / FS
+    phase = (t * 70 / 60) % 1.0
+    pulse = np.exp(-((phase - 0.2) ** 2) / 0.005)
+    ecg = np.exp(-((phase - 0.05) ** 2) / 0.0002)
+    hi = np.where(sbp_jump_at is not None and t >= (sbp_jump_at or 0), 160.0, 120.0) if sbp_jump_at else 120.0
+    abp = 70 + (np.asarray(hi) - 70) * pulse
+    step = int(chunk_s * FS)
+    for i, a in enumerate(range(0, n, step)):
+        b = a + step
+        yield ChunkMessage(i, Chunk(t0 + a / FS, {"ecg": FS, "ppg": FS, "abp": FS},
+                                    {"ecg": ecg[a:b], "ppg": pulse[a:b], "abp": abp[a:b]}))
+
+
+def _run(pipeline, messages, state=None):
+    outs = []
+    for m in messages:
+        state, o = pipeline.step(state, m)
+        outs.extend(o)
+    return state, outs
+
+
+def test_label_at_t_never_influences_the_prediction_scored_at_t():
+    p = Pipeline(PipelineConfig(methods=("spy",), arterial_schedule=Schedule.parse("every:20")))
+    state, outs = _run(p, _chunks(80.0, sbp_jump_at=40.0))
+    log = state.estimators["spy"].log_
+    for i, entry in enumerate(log):
+        if entry[0] == "learn":
+            # the window's own prediction came first, and nothing learned later was predicted earlier
+            assert ("predict", entry[1]) in log[:i]
+    windows = [o for o in outs if isinstance(o, WindowResult)]
+    cal = [w for w in windows if w.labels]
+    assert [w.t_end_s for w in cal] == [30.0, 50.0, 70.0]
+    # the prediction at the first calibration window is still uncalibrated
+    assert cal[0].estimates["spy"].sbp_mmhg is None
+    nxt = next(w for w in windows if w.t_end_s == 32.0)
+    assert nxt.estimates["spy"].sbp_mmhg == pytest.approx(cal[0].labels[0].sbp_mmhg)
+
+
+def test_repeated_chunks_apply_once():
+    p = Pipeline(PipelineConfig(methods=("carry_forward",)))
+    msgs = list(_chunks(20.0))
+    s1, o1 = _run(p, msgs)
+    s2, o2 = _run(p, msgs + msgs[3:6])  # at-least-once redelivery
+    w1 = [o for o in o1 if isinstance(o, WindowResult)]
+    w2 = [o for o in o2 if isinstance(o, WindowResult)]
+    assert len(w1) == len(w2) and s1.last_seq == s2.last_seq
+    assert sum(1 for o in o2 if getattr(o, "kind", None) == EventKind.DUPLICATE_IGNORED) == 3
+
+
+def test_cuff_reading_waits_for_its_window_and_duplicates_are_ignored():
+    p = Pipeline(PipelineConfig(methods=("carry_forward",)))
+    msgs = list(_chunks(40.0))
+    state, _ = _run(p, msgs[:6])  # stream up to 12 s
+    cal = Calibrate("cmd-1", measured_at_s=20.0, sbp_mmhg=131.0, dbp_mmhg=77.0)
+    state, out = p.step(state, cal)
+    assert out == []  # in the future of the stream: pending
+    state, out = p.step(state, cal)
+    assert out[0].kind == EventKind.DUPLICATE_IGNORED
+    state, outs = _run(p, msgs[6:], state)
+    windows = [o for o in outs if isinstance(o, WindowResult)]
+    w20 = next(w for w in windows if w.t_end_s == 20.0)
+    assert w20.estimates["carry_forward"].sbp_mmhg is None and w20.labels[0].sbp_mmhg == 131.0
+    assert next(w for w in windows if w.t_end_s == 22.0).estimates["carry_forward"].sbp_mmhg == 131.0
+    assert any(getattr(o, "kind", None) == EventKind.CALIBRATION_ACCEPTED for o in outs)
+
+
+def test_late_reading_pairs_with_history_stale_and_implausible_rejected():
+    p = Pipeline(PipelineConfig(methods=("carry_forward",)))
+    state, _ = _run(p, _chunks(40.0))
+    state, out = p.step(state, Calibrate("late", measured_at_s=35.0, sbp_mmhg=100.0, dbp_mmhg=60.0))
+    assert out[0].kind == EventKind.CALIBRATION_ACCEPTED and state.calibrations == 1
+    state, out = p.step(state, Calibrate("stale", measured_at_s=1.0, sbp_mmhg=100.0, dbp_mmhg=60.0))
+    assert out[0].kind == EventKind.CALIBRATION_REJECTED
+    state, out = p.step(state, Calibrate("bad", measured_at_s=39.0, sbp_mmhg=60.0, dbp_mmhg=58.0))
+    assert out[0].kind == EventKind.CALIBRATION_REJECTED and state.calibrations == 1
+
+
+def test_hypotensive_cuff_reading_is_accepted():
+    p = Pipeline(PipelineConfig(methods=("carry_forward",)))
+    state, _ = _run(p, _chunks(20.0))
+    state, out = p.step(state, Calibrate("low", measured_at_s=19.0, sbp_mmhg=62.0, dbp_mmhg=38.0))
+    assert out[0].kind == EventKind.CALIBRATION_ACCEPTED
+
+
+def test_reset_forgets_the_patient_but_not_idempotency():
+    p = Pipeline(PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("once")))
+    msgs = list(_chunks(40.0))
+    state, _ = _run(p, msgs)
+    assert state.calibrations == 1
+    state, out = p.step(state, Reset("r1"))
+    assert out[0].kind == EventKind.PATIENT_RESET and state.calibrations == 0
+    assert state.last_seq == msgs[-1].seq
