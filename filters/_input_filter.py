@@ -1,0 +1,130 @@
+"""Per-patient streaming input gate: ``InputFilter(sampling_rate=125).update(ecg, ppg)``.
+
+Keeps a small causal state: a running PPG beat template (HR-normalized, TEMPLATE_POINTS values)
+and a running PPG beat amplitude, both learned only from windows that pass every rule. Windows of
+a batch are judged in order, each against the state left by the windows before it, so feeding a
+batch or the same windows one by one gives identical results.
+
+State (scikit-learn style: learned attributes end in ``_``; numpy arrays and scalars only, about
+0.5 KB): ``template_``, ``n_template_updates_``, ``log_amplitude_``, ``n_mismatch_``,
+``n_windows_``. ``state_dict()``/``load_state_dict()`` and ``to_bytes()``/``from_bytes()``
+(an ``.npz`` without pickle) serialize it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ._input_quality import DEFAULT_THRESHOLDS, InputQuality, QualityThresholds, decide_input, measure_input
+from ._ppg_quality import TEMPLATE_POINTS
+from ._beats import zscore_rows
+
+__all__ = ["InputFilter"]
+
+_STATE = ("template_", "n_template_updates_", "log_amplitude_", "n_mismatch_", "n_windows_")
+
+
+class InputFilter:
+    """Stateful input-quality gate for one patient.
+
+    Parameters: ``sampling_rate`` (Hz of the windows), ``thresholds``, ``template_alpha`` (weight
+    of a new accepted window in the running template and amplitude), ``reseed_after`` (after this
+    many consecutive windows that pass everything except the running-template match, the template
+    is replaced by the current beat shape: a lasting change of morphology cannot lock a patient out).
+    """
+
+    def __init__(
+        self,
+        sampling_rate: float = 125.0,
+        thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+        template_alpha: float = 0.1,
+        reseed_after: int = 15,
+    ):
+        self.sampling_rate = sampling_rate
+        self.thresholds = thresholds
+        self.template_alpha = template_alpha
+        self.reseed_after = reseed_after
+        self.reset()
+
+    def reset(self) -> "InputFilter":
+        self.template_ = np.zeros(TEMPLATE_POINTS)
+        self.n_template_updates_ = 0
+        self.log_amplitude_ = float("nan")
+        self.n_mismatch_ = 0
+        self.n_windows_ = 0
+        return self
+
+    def update(self, ecg: object, ppg: object) -> InputQuality:
+        """Judge one window (1-D arrays) or a batch (n_windows, n_samples), in order; learn from
+        the windows that pass."""
+        th = self.thresholds
+        m = measure_input(ecg, ppg, self.sampling_rate, th)
+        n = len(m)
+        pq = m.ppg
+        own = pq.own_template_corr
+        tc = np.array(own, dtype=np.float64, copy=True)
+        ref = np.full(n, np.nan)
+        # everything except the template and relative-perfusion rules, decided once for the batch
+        base = decide_input(m, th, ppg_tcorr=np.ones(n))
+        alpha = float(self.template_alpha)
+        for i in range(n):
+            seeded = self.n_template_updates_ > 0
+            if seeded:
+                zt = zscore_rows(self.template_[None, :])[0]
+                run = float(np.dot(pq.template[i], zt) / TEMPLATE_POINTS) if np.any(pq.template[i]) else float("nan")
+                tc[i] = min(own[i], run) if np.isfinite(own[i]) and np.isfinite(run) else float("nan")
+            if np.isfinite(self.log_amplitude_):
+                ref[i] = float(np.exp(self.log_amplitude_))
+            amp = float(pq.amplitude[i])
+            rel_ok = not (np.isfinite(ref[i]) and amp < th.ppg_rel_amplitude * ref[i])
+            own_ok = bool(own[i] >= th.ppg_template_min)
+            tc_ok = bool(tc[i] >= th.ppg_template_min)
+            if bool(base.usable[i]) and rel_ok and tc_ok:
+                z = zscore_rows(pq.template[i][None, :])[0]
+                self.template_ = z if not seeded else (1.0 - alpha) * self.template_ + alpha * z
+                self.n_template_updates_ += 1
+                la = float(np.log(max(amp, 1e-12)))
+                self.log_amplitude_ = la if not np.isfinite(self.log_amplitude_) else (1 - alpha) * self.log_amplitude_ + alpha * la
+                self.n_mismatch_ = 0
+            elif bool(base.usable[i]) and rel_ok and own_ok and seeded:
+                self.n_mismatch_ += 1
+                if self.n_mismatch_ >= int(self.reseed_after):
+                    self.template_ = zscore_rows(pq.template[i][None, :])[0]
+                    self.n_template_updates_ = 1
+                    self.n_mismatch_ = 0
+            self.n_windows_ += 1
+        return decide_input(m, th, ppg_tcorr=tc, ppg_reference_amplitude=ref)
+
+    # ---- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray | float | int]:
+        return {
+            "template_": np.asarray(self.template_, dtype=np.float64).copy(),
+            "n_template_updates_": int(self.n_template_updates_),
+            "log_amplitude_": float(self.log_amplitude_),
+            "n_mismatch_": int(self.n_mismatch_),
+            "n_windows_": int(self.n_windows_),
+        }
+
+    def load_state_dict(self, state: dict) -> "InputFilter":
+        t = np.asarray(state["template_"], dtype=np.float64).reshape(-1)
+        if t.shape != (TEMPLATE_POINTS,) or not np.all(np.isfinite(t)):
+            raise ValueError(f"template_ must hold {TEMPLATE_POINTS} finite values")
+        self.template_ = t.copy()
+        self.n_template_updates_ = int(state["n_template_updates_"])
+        self.log_amplitude_ = float(state["log_amplitude_"])
+        self.n_mismatch_ = int(state["n_mismatch_"])
+        self.n_windows_ = int(state["n_windows_"])
+        return self
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in self.state_dict().items()})
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, **params) -> "InputFilter":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            state = {k: z[k] for k in _STATE}
+        return cls(**params).load_state_dict({k: (v if k == "template_" else v.item()) for k, v in state.items()})
