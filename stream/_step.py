@@ -11,8 +11,10 @@ window may feed self-supervised adaptation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
+
+import numpy as np
 
 from bpstream.filters import Reason, Reference, Window, Windower
 from bpstream.models import Estimate, Estimator, Validity, make_estimator
@@ -41,7 +43,7 @@ class PipelineConfig:
     fs_hz: float = 125.0
     methods: tuple[str, ...] = ("carry_forward",)  # the first is the one a service publishes
     arterial_schedule: Schedule = Schedule.off()
-    history_windows: int = 5  # recent usable windows kept to pair late calibrations
+    history_windows: int = 2  # recent usable windows (ECG+PPG in float16) kept to pair late calibrations
     pair_tolerance_s: float = 30.0  # a reading waits at most this long for a usable window
     future_horizon_s: float = 600.0  # a reading further ahead of the stream is rejected
     questionable_after_s: float = 4 * 3600.0  # calibration older than this -> questionable
@@ -82,6 +84,16 @@ class Pipeline:
             estimators=estimators,
             gates=_gates.Gates(sampling_rate=c.fs_hz),
         )
+
+    def dumps(self, state: PatientState) -> bytes:
+        from ._step_state import state_to_bytes
+
+        return state_to_bytes(state)
+
+    def loads(self, data: bytes) -> PatientState:
+        from ._step_state import state_from_bytes
+
+        return state_from_bytes(data, self.new_state())
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, state: PatientState | None, message: Message) -> tuple[PatientState, list[Output]]:
@@ -156,8 +168,8 @@ class Pipeline:
         if quality.usable and not labels:
             for est in state.estimators.values():
                 est.learn_unlabeled(window)
-        if quality.usable:
-            state.history = (state.history + [window])[-c.history_windows:]
+        if quality.usable and c.history_windows > 0:
+            state.history = (state.history + [_compact(window)])[-c.history_windows:]
         state.out_seq += 1
         outputs.insert(0, WindowResult(
             seq=state.out_seq, t_start_s=window.t_start_s, t_end_s=window.t_end_s, segment=window.segment,
@@ -192,13 +204,20 @@ class Pipeline:
         # late: pair with the newest usable window in the history that covers the reading's time
         for window in reversed(state.history):
             if window.t_start_s <= t <= window.t_end_s:
-                self._learn(state, window, label)
+                self._learn(state, _expand(window), label)
                 return [Event(EventKind.CALIBRATION_ACCEPTED, state.last_t_end_s, command_id=cmd.command_id,
                               detail={"source": label.source, "t_s": t, "late_s": state.last_t_end_s - t})]
         return [Event(EventKind.CALIBRATION_REJECTED, state.last_t_end_s, Reason.CUFF_STALE, cmd.command_id)]
 
 
 def _timed(reference: Reference, t_s: float) -> Reference:
-    from dataclasses import replace
-
     return replace(reference, t_s=t_s)
+
+
+def _compact(window: Window) -> Window:
+    """A history copy: ECG and PPG as float16, no arterial waveform (keeps the state small)."""
+    return replace(window, ecg=window.ecg.astype(np.float16), ppg=window.ppg.astype(np.float16), abp=None)
+
+
+def _expand(window: Window) -> Window:
+    return replace(window, ecg=window.ecg.astype(np.float32), ppg=window.ppg.astype(np.float32))
