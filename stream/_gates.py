@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bpstream.filters import Reason, Reference, Window
+from bpstream.filters import InputFilter, Reason, Reference, Window
 
 if TYPE_CHECKING:
     from ._messages import Calibrate
@@ -33,15 +33,24 @@ class Gates:
 
     def __init__(self, sampling_rate: float = 125.0):
         self.sampling_rate = sampling_rate
+        self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
+
+    def state_dict(self) -> dict:
+        return {"input": self.input_filter_.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.input_filter_.load_state_dict(state["input"])
 
     def input(self, window: Window) -> InputVerdict:
-        reasons = []
-        if not np.isfinite(window.ecg).all():
-            reasons.append(Reason.ECG_NAN)
-        if not np.isfinite(window.ppg).all():
-            reasons.append(Reason.PPG_NAN)
-        ok = not reasons
-        return InputVerdict(ok, tuple(reasons), float(Reason.ECG_NAN not in reasons), float(Reason.PPG_NAN not in reasons))
+        q = self.input_filter_.update(window.ecg, window.ppg)
+        return InputVerdict(
+            usable=bool(q.usable[0]),
+            reasons=tuple(q.reasons[0]),
+            ecg_score=float(q.ecg_score[0]),
+            ppg_score=float(q.ppg_score[0]),
+            ecg_hr_bpm=_finite_or_none(q.ecg_hr_bpm[0]),
+            ppg_hr_bpm=_finite_or_none(q.ppg_hr_bpm[0]),
+        )
 
     def label(self, window: Window, quality: InputVerdict) -> Reference:
         from bpstream.filters._abp import abp_reference  # TODO(lead): LabelFilter when it lands
@@ -57,3 +66,7 @@ class Gates:
         if mp is None:
             mp = dbp + (sbp - dbp) / 3.0
         return Reference(float(sbp), float(dbp), float(mp), usable=True, t_s=cmd.measured_at_s, source=cmd.source), None
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from bpstream import filters as _filters
 from bpstream.filters import CausalResampler, Reason, Reference, Window, Windower
 from bpstream.models import Estimator, pack, unpack
 
-from . import _gates
 
 __all__ = ["state_to_bytes", "state_from_bytes", "register_state_class"]
 
@@ -30,11 +28,8 @@ def register_state_class(cls: type) -> type:
     return cls
 
 
-for _cls in (CausalResampler, Windower, Reference, Window, _gates.Gates, _gates.InputVerdict):
+for _cls in (CausalResampler, Windower, Reference, Window):
     register_state_class(_cls)
-for _name in ("InputFilter", "LabelFilter", "PpgTemplate", "CuffFilter", "CuffLog"):
-    if hasattr(_filters, _name):
-        register_state_class(getattr(_filters, _name))
 _ENUMS: dict[str, type[enum.Enum]] = {"Reason": Reason}
 
 
@@ -83,7 +78,9 @@ def _dec(node: Any) -> Any:
 def state_to_bytes(state: Any) -> bytes:
     fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
     estimators = fields.pop("estimators")
+    gates = fields.pop("gates")
     tree = {k: _enc(v) for k, v in fields.items()}
+    tree["gates"] = _enc(gates.state_dict())
     tree["estimators"] = {m: e.to_bytes() for m, e in estimators.items()}
     return pack(tree)
 
@@ -95,6 +92,7 @@ def state_from_bytes(data: bytes, fresh: Any) -> Any:
     for m, b in est_bytes.items():
         if m in fresh.estimators:
             fresh.estimators[m].load_bytes(b)
+    fresh.gates.load_state_dict(_dec(tree.pop("gates")))
     for k, v in tree.items():
         setattr(fresh, k, _dec(v))
     return fresh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import neurokit2 as nk
 import numpy as np
 import pytest
 
@@ -37,19 +38,26 @@ register("spy", Spy)
 
 
 def _chunks(seconds: float, chunk_s: float = 2.0, t0: float = 0.0, sbp_jump_at: float | None = None):
-    """Clean synthetic ECG/PPG/ABP; ABP pulses 70 bpm, 120/70 mmHg (160/90 after ``sbp_jump_at``)."""
+    """Simulated clean ECG/PPG (NeuroKit2, 70 bpm) and ABP pulses, 120/70 mmHg (160/70 after ``sbp_jump_at``)."""
     n = int(seconds * FS)
+    rng = np.random.default_rng(0)
+    ecg = nk.ecg_simulate(duration=seconds, sampling_rate=FS, heart_rate=70, heart_rate_std=0, random_state=0, noise=0.0)
+    ecg = ecg[:n] + 0.01 * rng.standard_normal(n)
+    ppg = nk.ppg_simulate(duration=seconds, sampling_rate=FS, heart_rate=70, random_state=0, motion_amplitude=0,
+                          powerline_amplitude=0, burst_amplitude=0, drift=0, ibi_randomness=0)[:n]
     t = np.arange(n) / FS
-    phase = (t * 70 / 60) % 1.0
-    pulse = np.exp(-((phase - 0.2) ** 2) / 0.005)
-    ecg = np.exp(-((phase - 0.05) ** 2) / 0.0002)
-    hi = np.where(sbp_jump_at is not None and t >= (sbp_jump_at or 0), 160.0, 120.0) if sbp_jump_at else 120.0
-    abp = 70 + (np.asarray(hi) - 70) * pulse
+    pulse = np.exp(-(((t * 70 / 60) % 1.0 - 0.2) ** 2) / 0.005)
+    hi = np.where(t >= sbp_jump_at, 160.0, 120.0) if sbp_jump_at is not None else 120.0
+    abp = 70 + (hi - 70) * pulse
     step = int(chunk_s * FS)
     for i, a in enumerate(range(0, n, step)):
         b = a + step
         yield ChunkMessage(i, Chunk(t0 + a / FS, {"ecg": FS, "ppg": FS, "abp": FS},
-                                    {"ecg": ecg[a:b], "ppg": pulse[a:b], "abp": abp[a:b]}))
+                                    {"ecg": ecg[a:b], "ppg": ppg[a:b], "abp": abp[a:b]}))
+
+
+def _usable(w: WindowResult) -> bool:
+    return w.input_usable and w.reference is not None and w.reference.usable
 
 
 def _run(pipeline, messages, state=None):
@@ -70,10 +78,12 @@ def test_label_at_t_never_influences_the_prediction_scored_at_t():
             assert ("predict", entry[1]) in log[:i]
     windows = [o for o in outs if isinstance(o, WindowResult)]
     cal = [w for w in windows if w.labels]
-    assert [w.t_end_s for w in cal] == [30.0, 50.0, 70.0]
+    # each calibration is the first usable window at or after its slot (30 s, then every 20 s)
+    expected = [next(w.t_end_s for w in windows if w.t_end_s >= due and _usable(w)) for due in (30.0, 50.0, 70.0)]
+    assert [w.t_end_s for w in cal] == expected
     # the prediction at the first calibration window is still uncalibrated
     assert cal[0].estimates["spy"].sbp_mmhg is None
-    nxt = next(w for w in windows if w.t_end_s == 32.0)
+    nxt = next(w for w in windows if w.t_end_s > cal[0].t_end_s and w.input_usable)
     assert nxt.estimates["spy"].sbp_mmhg == pytest.approx(cal[0].labels[0].sbp_mmhg)
 
 
@@ -99,27 +109,30 @@ def test_cuff_reading_waits_for_its_window_and_duplicates_are_ignored():
     assert out[0].kind == EventKind.DUPLICATE_IGNORED
     state, outs = _run(p, msgs[6:], state)
     windows = [o for o in outs if isinstance(o, WindowResult)]
-    w20 = next(w for w in windows if w.t_end_s == 20.0)
-    assert w20.estimates["carry_forward"].sbp_mmhg is None and w20.labels[0].sbp_mmhg == 131.0
-    assert next(w for w in windows if w.t_end_s == 22.0).estimates["carry_forward"].sbp_mmhg == 131.0
+    paired = next(w for w in windows if w.t_end_s >= 20.0 and w.input_usable)
+    assert paired.estimates["carry_forward"].sbp_mmhg is None and paired.labels[0].sbp_mmhg == 131.0
+    after = next(w for w in windows if w.t_end_s > paired.t_end_s and w.input_usable)
+    assert after.estimates["carry_forward"].sbp_mmhg == 131.0
     assert any(getattr(o, "kind", None) == EventKind.CALIBRATION_ACCEPTED for o in outs)
 
 
 def test_late_reading_pairs_with_history_stale_and_implausible_rejected():
     p = Pipeline(PipelineConfig(methods=("carry_forward",)))
     state, _ = _run(p, _chunks(40.0))
-    state, out = p.step(state, Calibrate("late", measured_at_s=35.0, sbp_mmhg=100.0, dbp_mmhg=60.0))
+    late_t = state.history[-1].t_end_s - 1.0
+    state, out = p.step(state, Calibrate("late", measured_at_s=late_t, sbp_mmhg=100.0, dbp_mmhg=60.0))
     assert out[0].kind == EventKind.CALIBRATION_ACCEPTED and state.calibrations == 1
     state, out = p.step(state, Calibrate("stale", measured_at_s=1.0, sbp_mmhg=100.0, dbp_mmhg=60.0))
     assert out[0].kind == EventKind.CALIBRATION_REJECTED
-    state, out = p.step(state, Calibrate("bad", measured_at_s=39.0, sbp_mmhg=60.0, dbp_mmhg=58.0))
+    state, out = p.step(state, Calibrate("bad", measured_at_s=late_t, sbp_mmhg=60.0, dbp_mmhg=58.0))
     assert out[0].kind == EventKind.CALIBRATION_REJECTED and state.calibrations == 1
 
 
 def test_hypotensive_cuff_reading_is_accepted():
     p = Pipeline(PipelineConfig(methods=("carry_forward",)))
     state, _ = _run(p, _chunks(20.0))
-    state, out = p.step(state, Calibrate("low", measured_at_s=19.0, sbp_mmhg=62.0, dbp_mmhg=38.0))
+    t = state.history[-1].t_end_s - 1.0
+    state, out = p.step(state, Calibrate("low", measured_at_s=t, sbp_mmhg=62.0, dbp_mmhg=38.0))
     assert out[0].kind == EventKind.CALIBRATION_ACCEPTED
 
 
