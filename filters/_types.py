@@ -64,6 +64,8 @@ class Reason(str, enum.Enum):
     ABP_OFFSET_STEP = "abp_offset_step"
     ABP_PPG_DISAGREE = "abp_ppg_disagree"
     ABP_HR_ECG_DISAGREE = "abp_hr_ecg_disagree"
+    ABP_FLAT = "abp_flat"
+    ABP_CLIPPED = "abp_clipped"
     # cuff labels and commands
     CUFF_IMPLAUSIBLE = "cuff_implausible"
     CUFF_DUPLICATE = "cuff_duplicate"
