@@ -1,0 +1,240 @@
+"""Bytes on Kafka <-> bpstream objects: JSON documents, base64 samples, output messages.
+
+Samples travel as base64 of little-endian ``float32`` (physical units; every sample must be finite)
+or ``int16`` with ``gain`` and ``offset`` in the WFDB convention: ``physical = (raw - offset) / gain``;
+the raw value -32768 marks a missing sample (decoded as NaN, as WFDB does). A record's own ADC
+``gain``/``offset`` make the round trip exact, so a replay through Kafka sees the very same floats as
+an in-process replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from bpstream.filters import Chunk, Reason
+from bpstream.models import Estimate
+
+from ._errors import MessageError
+from ._messages import ChunkMessage, Event, WindowResult
+from ._schemas import (
+    DEADLETTER,
+    ENCODINGS,
+    ESTIMATES,
+    EVENTS,
+    QUANTITIES,
+    ROLES,
+    UNIT_MMHG,
+    WAVEFORMS,
+    CommandMessage,
+    Limits,
+    check_patient_id,
+    check_schema,
+    from_iso,
+    integer,
+    number,
+    parse_command,
+    text,
+    to_iso,
+)
+
+__all__ = [
+    "dumps",
+    "loads",
+    "encode_channel",
+    "WaveformMessage",
+    "encode_waveform",
+    "decode_waveform",
+    "decode_command",
+    "estimate_doc",
+    "event_doc",
+    "deadletter_doc",
+]
+
+INT16_MISSING = -32768
+DEADLETTER_PAYLOAD_MAX = 65536  # bytes of the original message kept in a dead-letter record
+
+
+def dumps(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+def loads(data: bytes | None, max_bytes: int | None = None) -> Any:
+    if data is None:
+        raise MessageError(Reason.MSG_NOT_JSON, "empty message")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise MessageError(Reason.MSG_OVERSIZED, f"{len(data)} bytes > limit {max_bytes}")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MessageError(Reason.MSG_NOT_JSON, str(exc)[:120]) from None
+
+
+# -- samples ---------------------------------------------------------------------------------------
+def encode_channel(x: np.ndarray, fs_hz: float, unit: str | None = None, *, gain: float | None = None,
+                   offset: float = 0.0) -> dict:
+    """One channel's wire form: int16 when ``gain`` is given and represents ``x`` exactly, else float32."""
+    x = np.asarray(x, dtype=np.float64)
+    ch: dict[str, Any] = {"fs_hz": float(fs_hz)}
+    if unit:
+        ch["unit"] = unit
+    if gain:
+        raw = np.where(np.isfinite(x), np.round(x * gain + offset), INT16_MISSING)
+        if np.all((raw > INT16_MISSING) & (raw <= 32767) | ~np.isfinite(x)):
+            back = (raw - offset) / gain
+            if np.array_equal(back[np.isfinite(x)], x[np.isfinite(x)]):
+                ch.update(encoding="int16", gain=float(gain), offset=float(offset),
+                          samples=base64.b64encode(raw.astype("<i2").tobytes()).decode())
+                return ch
+    if not np.isfinite(x).all():
+        raise ValueError("float32 samples must be finite (send int16 with -32768 for missing samples)")
+    ch.update(encoding="float32", samples=base64.b64encode(x.astype("<f4").tobytes()).decode())
+    return ch
+
+
+def decode_channel(role: str, ch: Any, limits: Limits) -> tuple[float, np.ndarray]:
+    if not isinstance(ch, dict):
+        raise MessageError(Reason.MSG_INVALID, f"channel {role} must be an object")
+    fs = number(ch, "fs_hz")
+    if not 0 < fs <= limits.max_fs_hz:
+        raise MessageError(Reason.MSG_INVALID, f"{role}.fs_hz must be in (0, {limits.max_fs_hz:g}]")
+    enc = ch.get("encoding")
+    if enc not in ENCODINGS:
+        raise MessageError(Reason.MSG_INVALID, f"{role}.encoding must be float32 or int16")
+    try:
+        raw = base64.b64decode(text(ch, "samples", max_len=limits.max_chunk_bytes * 2), validate=True)
+    except (binascii.Error, ValueError):
+        raise MessageError(Reason.MSG_INVALID, f"{role}.samples is not base64") from None
+    itemsize = 4 if enc == "float32" else 2
+    if len(raw) % itemsize:
+        raise MessageError(Reason.MSG_INVALID, f"{role}.samples is not a whole number of {enc} values")
+    if enc == "float32":
+        x = np.frombuffer(raw, dtype="<f4").astype(np.float64)
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        if bad:
+            raise MessageError(Reason.MSG_NAN_SAMPLES, f"{role} has {bad} non-finite float32 samples")
+    else:
+        gain, offset = number(ch, "gain"), number(ch, "offset", optional=True) or 0.0
+        if gain == 0:
+            raise MessageError(Reason.MSG_INVALID, f"{role}.gain must not be 0")
+        d = np.frombuffer(raw, dtype="<i2")
+        x = (d.astype(np.float64) - offset) / gain
+        x[d == INT16_MISSING] = np.nan
+    if x.size == 0:
+        raise MessageError(Reason.MSG_INVALID, f"{role} has no samples")
+    if x.size / fs > limits.max_chunk_s:
+        raise MessageError(Reason.MSG_OVERSIZED, f"{role} covers {x.size / fs:.1f} s > {limits.max_chunk_s:g} s")
+    return fs, x
+
+
+# -- waveforms -------------------------------------------------------------------------------------
+class WaveformMessage:
+    """A decoded ``bp.waveforms.v1`` message: who, where, and the chunk for the step."""
+
+    __slots__ = ("patient_id", "bed", "monitor_id", "message")
+
+    def __init__(self, patient_id: str, bed: str | None, monitor_id: str | None, message: ChunkMessage):
+        self.patient_id, self.bed, self.monitor_id, self.message = patient_id, bed, monitor_id, message
+
+
+def encode_waveform(patient_id: str, seq: int, chunk: Chunk, *, bed: str | None = None,
+                    monitor_id: str | None = None, units: Mapping[str, str] | None = None,
+                    gains: Mapping[str, tuple[float, float]] | None = None) -> bytes:
+    """``gains`` maps a role to its ADC ``(gain, offset)`` (int16 wire form when exact)."""
+    channels = {}
+    for role, x in chunk.signals.items():
+        gain, offset = (gains or {}).get(role, (None, 0.0))
+        channels[role] = encode_channel(x, chunk.fs_hz[role], (units or {}).get(role), gain=gain, offset=offset)
+    doc = {"schema": WAVEFORMS, "patient_id": check_patient_id(patient_id), "seq": int(seq),
+           "start_time": to_iso(chunk.t_start_s), "channels": channels}
+    if bed:
+        doc["bed"] = bed
+    if monitor_id:
+        doc["monitor_id"] = monitor_id
+    return dumps(doc)
+
+
+def decode_waveform(data: bytes | None, limits: Limits = Limits()) -> WaveformMessage:
+    doc = check_schema(loads(data, limits.max_chunk_bytes), WAVEFORMS)
+    patient = check_patient_id(doc.get("patient_id"))
+    seq = integer(doc, "seq")
+    t0 = from_iso(doc.get("start_time"), "start_time")
+    channels = doc.get("channels")
+    if not isinstance(channels, dict):
+        raise MessageError(Reason.MSG_INVALID, "channels must be an object")
+    for role in channels:
+        if role not in ROLES:
+            raise MessageError(Reason.MSG_INVALID, f"unknown channel role {str(role)[:20]!r}")
+    for role in ("ecg", "ppg"):
+        if role not in channels:
+            raise MessageError(Reason.MSG_INVALID, f"chunk has no {role} channel")
+    fs_hz, signals = {}, {}
+    for role, ch in channels.items():
+        fs_hz[role], signals[role] = decode_channel(role, ch, limits)
+    durations = [len(signals[r]) / fs_hz[r] for r in signals]
+    if max(durations) - min(durations) > 1.5 / min(fs_hz.values()):
+        raise MessageError(Reason.MSG_INVALID, "channels of the chunk cover different durations")
+    chunk = Chunk(t_start_s=t0, fs_hz=fs_hz, signals=signals)
+    return WaveformMessage(patient, text(doc, "bed", optional=True), text(doc, "monitor_id", optional=True),
+                           ChunkMessage(seq, chunk))
+
+
+def decode_command(data: bytes | None, limits: Limits = Limits()) -> CommandMessage:
+    return parse_command(loads(data, limits.max_chunk_bytes))
+
+
+# -- outputs ---------------------------------------------------------------------------------------
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _quantity(name: str, value: float | None, sd: float | None) -> dict | None:
+    value = _num(value)
+    if value is None:
+        return None
+    return {"value": value, "unit": UNIT_MMHG, "sd": _num(sd), **QUANTITIES[name]}
+
+
+def estimate_doc(patient_id: str, result: WindowResult, method: str, *, model: Mapping[str, Any],
+                 published_at_s: float, bed: str | None = None, monitor_id: str | None = None) -> dict:
+    """The ``bp.estimates.v1`` document for one window and the published method."""
+    est: Estimate = result.estimates[method]
+    return {
+        "schema": ESTIMATES, "patient_id": patient_id, "bed": bed, "monitor_id": monitor_id,
+        "seq": result.seq, "window_start": to_iso(result.t_start_s), "window_end": to_iso(result.t_end_s),
+        "segment": result.segment, "method": "estimated-ecg-ppg", "status": "preliminary",
+        "validity": est.validity.value, "reasons": [r.value for r in est.reasons],
+        "quality": {"input_usable": result.input_usable, "ecg": _num(result.ecg_score), "ppg": _num(result.ppg_score),
+                    "input_reasons": [r.value for r in result.input_reasons]},
+        "sbp": _quantity("sbp", est.sbp_mmhg, est.sbp_sd_mmhg),
+        "dbp": _quantity("dbp", est.dbp_mmhg, est.dbp_sd_mmhg),
+        "map": _quantity("map", est.map_mmhg, est.map_sd_mmhg),
+        "model": dict(model),
+        "calibration": {"count": result.calibration_count, "age_s": _num(result.calibration_age_s)},
+        "published_at": to_iso(published_at_s),
+    }
+
+
+def event_doc(patient_id: str, event: Event, *, published_at_s: float) -> dict:
+    detail = {k: (_num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+              for k, v in (event.detail or {}).items()}
+    return {"schema": EVENTS, "patient_id": patient_id, "type": event.kind.value,
+            "at": None if event.t_s is None else to_iso(event.t_s),
+            "reason": None if event.reason is None else event.reason.value,
+            "command_id": event.command_id, "detail": detail, "published_at": to_iso(published_at_s)}
+
+
+def deadletter_doc(reason: Reason | str, detail: str, *, topic: str, partition: int | None, offset: int | None,
+                   key: bytes | None, payload: bytes | None, failed_at_s: float) -> dict:
+    payload = payload or b""
+    kept = payload[:DEADLETTER_PAYLOAD_MAX]
+    return {"schema": DEADLETTER, "reason": getattr(reason, "value", reason), "detail": detail[:500],
+            "source": {"topic": topic, "partition": partition, "offset": offset,
+                       "key": None if key is None else key.decode("utf-8", "replace")},
+            "payload_b64": base64.b64encode(kept).decode(), "payload_bytes": len(payload),
+            "payload_truncated": len(kept) < len(payload), "failed_at": to_iso(failed_at_s)}

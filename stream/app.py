@@ -1,0 +1,61 @@
+"""The faust application: settings -> app, topics, the patients table and the agent.
+
+``create_app(settings)`` builds a fresh app (no module-level globals), so tests and several workers
+in one process each get their own. ``bpstream worker`` runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._agents import Processor, register_agents
+from ._schedule import Schedule
+from ._settings import Settings
+from ._step import Pipeline, PipelineConfig
+from ._topics import Topics, declare
+
+__all__ = ["Service", "create_app", "pipeline_for"]
+
+
+@dataclass
+class Service:
+    app: Any
+    topics: Topics
+    table: Any
+    processor: Processor
+    agent: Any
+
+
+def pipeline_for(settings: Settings) -> Pipeline:
+    """The pipeline the worker runs: the configured methods (first is published) and arterial schedule."""
+    return Pipeline(PipelineConfig(methods=tuple(settings.methods), arterial_schedule=Schedule.parse(settings.calibration)))
+
+
+def create_app(settings: Settings, pipeline: Pipeline | None = None, sinks: Any = None, **faust_options: Any) -> Service:
+    """``sinks`` replaces the output topics (unit tests with ``test_context()``); see ``register_agents``."""
+    import faust
+
+    options = dict(
+        broker=settings.faust_broker,
+        broker_credentials=settings.faust_credentials(),
+        store=settings.store,
+        datadir=settings.datadir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 5),
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        producer_max_request_size=max(settings.max_chunk_bytes * 2, 1_048_576),
+    )
+    options.update(faust_options)
+    app = faust.App(settings.app_id, **options)
+    topics = declare(app, settings)
+    table = app.Table("patients", key_type=bytes, value_type=bytes, default=None, partitions=settings.partitions,
+                      help="per-patient step state (bpstream.stream._state_codec)")
+    processor = Processor(settings, pipeline or pipeline_for(settings))
+    agent = register_agents(app, topics, table, processor, sinks)
+    return Service(app, topics, table, processor, agent)
