@@ -15,6 +15,11 @@ import sys
 COMMANDS: list[str] = [
     "validate",
     "demo",
+    "worker",
+    "replay",
+    "calibrate",
+    "tail",
+    "broker",
 ]
 
 
