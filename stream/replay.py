@@ -1,0 +1,199 @@
+"""``bpstream replay PATH... --broker URL [--speed X] [--patients N] [--calibration once|every:N|off]``.
+
+Publishes WFDB records as ``bp.waveforms.v1`` chunks, interleaved across patients in stream time,
+in real (``--speed 1``), accelerated (``--speed 20``) or unpaced (``--speed 0``) time. ``--patients N``
+beyond the number of records loops them under distinct ids (``a555l``, ``a555l.1``, ...).
+
+Calibrations: the arterial reference is labelled in-process with the very step ``validate`` runs
+(same windows, filters and schedule), and each label is published as a ``calibrate`` command
+(source ``arterial``) one chunk ahead of the waveform that completes its window. The step holds an
+early reading until its window arrives, so the worker learns it right after predicting that
+window, exactly as ``validate`` does. Use either these commands (worker ``--calibration off``, the
+default) or the worker's own arterial schedule (``replay --calibration off``), not both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import wfdb
+
+from ._codec import dumps, encode_waveform
+from ._errors import BpstreamError
+from ._messages import Calibrate, ChunkMessage, WindowResult
+from ._records import CHANNEL_NAMES, _pick, iter_chunks, list_records, read_record
+from ._schedule import Schedule
+from ._schemas import command_doc
+from ._settings import Settings, SettingsError
+from ._step import Pipeline, PipelineConfig
+
+__all__ = ["add_parser", "run", "replay", "ReplayStats", "patient_ids", "arterial_calibrations"]
+
+UNITS = {"ecg": "mV", "ppg": "NU", "abp": "mmHg"}
+
+
+@dataclass
+class ReplayStats:
+    start_s: float
+    patients: dict[str, str] = field(default_factory=dict)  # patient id -> record name
+    chunks: int = 0
+    commands: int = 0
+    wall_s: float = 0.0
+
+
+def patient_ids(records: Sequence[str], n: int | None) -> list[tuple[str, int]]:
+    """(patient id, record index) for ``n`` patients: the records first, then loops as ``name.k``."""
+    n = len(records) if n is None else n
+    return [(records[i % len(records)] + ("" if i < len(records) else f".{i // len(records)}"), i % len(records))
+            for i in range(n)]
+
+
+def adc_gains(path: Path, roles: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Each role's ADC (gain, baseline) from a single-segment header (int16 on the wire, exact)."""
+    try:
+        header = wfdb.rdheader(str(path))
+    except Exception:
+        return {}
+    if isinstance(header, wfdb.MultiRecord) or not header.adc_gain:
+        return {}
+    gains = {}
+    for role in roles:
+        idx = _pick(header.sig_name or [], role)
+        if idx is not None and role in CHANNEL_NAMES:
+            gains[role] = (float(header.adc_gain[idx]), float(header.baseline[idx]))
+    return gains
+
+
+def arterial_calibrations(recording, schedule: Schedule, start_s: float, chunk_s: float) -> list[tuple[float, Calibrate]]:
+    """The schedule's arterial labels as commands: (window end time, command), times in epoch seconds."""
+    if schedule.kind == "off" or "abp" not in recording.roles:
+        return []
+    pipeline = Pipeline(PipelineConfig(methods=(), arterial_schedule=schedule))
+    state, out = None, []
+    for seq, chunk in enumerate(iter_chunks(recording, chunk_s, t0_s=start_s)):
+        try:
+            state, outputs = pipeline.step(state, ChunkMessage(seq, chunk))
+        except ValueError:
+            continue
+        for o in outputs:
+            if isinstance(o, WindowResult):
+                for label in o.labels:
+                    cmd = Calibrate(command_id=f"replay:{recording.name}:arterial:{len(out)}", measured_at_s=o.t_end_s,
+                                    sbp_mmhg=label.sbp_mmhg, dbp_mmhg=label.dbp_mmhg, map_mmhg=label.map_mmhg,
+                                    source="arterial")
+                    out.append((o.t_end_s, cmd))
+    return out
+
+
+def _messages(path: Path, patient: str, order: int, settings: Settings, schedule: Schedule, start_s: float,
+              with_abp: bool, t_from_s: float, t_to_s: float | None) -> Iterator[tuple[float, int, str, bytes]]:
+    """(publish time after start, order, topic, value) for one patient, in time order."""
+    roles = ("ecg", "ppg", "abp") if with_abp else ("ecg", "ppg")
+    recording = read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg"))
+    gains = adc_gains(path, roles)
+    cals = arterial_calibrations(recording, schedule, start_s, settings.chunk_s)
+    ci = 0
+    for seq, chunk in enumerate(iter_chunks(recording, settings.chunk_s, t0_s=start_s)):
+        t_rel = chunk.t_start_s - start_s
+        if t_rel < t_from_s - 1e-9 or (t_to_s is not None and t_rel >= t_to_s - 1e-9):
+            while ci < len(cals) and cals[ci][0] <= chunk.t_start_s + 2 * settings.chunk_s:
+                ci += 1  # that part of the record is not replayed now
+            continue
+        # a calibration goes out one chunk ahead of the chunk that completes its window
+        while ci < len(cals) and cals[ci][0] <= chunk.t_start_s + 2 * settings.chunk_s:
+            yield t_rel, order, settings.topic_commands, _command(patient, cals[ci][1], start_s + t_rel)
+            ci += 1
+        if not with_abp:
+            chunk = type(chunk)(chunk.t_start_s, {r: chunk.fs_hz[r] for r in roles},
+                                {r: chunk.signals[r] for r in roles})
+        value = encode_waveform(patient, seq, chunk, bed=f"replay-{order}", monitor_id="bpstream-replay",
+                                units={r: UNITS[r] for r in chunk.signals}, gains=gains)
+        yield t_rel + chunk.duration_s(), order, settings.topic_waveforms, value
+
+
+def _command(patient: str, cmd: Calibrate, issued_at_s: float) -> bytes:
+    from dataclasses import replace
+
+    return dumps(command_doc(patient, replace(cmd, command_id=cmd.command_id.replace("replay:", f"replay:{patient}:", 1)),
+                             issued_at_s, operator="bpstream-replay"))
+
+
+def replay(settings: Settings, paths: Sequence[Path], *, speed: float = 1.0, patients: int | None = None,
+           calibration: str = "once", start_s: float | None = None, with_abp: bool = True,
+           t_from_s: float = 0.0, t_to_s: float | None = None, producer=None, quiet: bool = True) -> ReplayStats:
+    """Publish the records; returns what was sent. ``t_from_s``/``t_to_s`` replay part of each record."""
+    from ._topics import ensure_topics
+    from ._topics import producer as make_producer
+
+    schedule = Schedule.parse(calibration)
+    start_s = float(math.floor(time.time())) if start_s is None else float(start_s)
+    stats = ReplayStats(start_s)
+    names = [p.name for p in paths]
+    streams = []
+    for order, (patient, idx) in enumerate(patient_ids(names, patients)):
+        stats.patients[patient] = names[idx]
+        streams.append(_messages(paths[idx], patient, order, settings, schedule, start_s, with_abp, t_from_s, t_to_s))
+    ensure_topics(settings)
+    own = producer is None
+    producer = producer or make_producer(settings)
+    keys = [p.encode() for p in stats.patients]
+    wall0 = time.monotonic()
+    try:
+        for t_rel, order, topic, value in heapq.merge(*streams, key=lambda m: (m[0], m[1])):
+            if speed > 0:
+                delay = wall0 + (t_rel - t_from_s) / speed - time.monotonic()
+                if delay > 0:
+                    producer.flush()
+                    time.sleep(delay)
+            producer.send(topic, key=keys[order], value=value)
+            if topic == settings.topic_waveforms:
+                stats.chunks += 1
+            else:
+                stats.commands += 1
+            if not quiet and stats.chunks % 500 == 0 and topic == settings.topic_waveforms:
+                print(f"replay: {stats.chunks} chunks, {stats.commands} calibrations, t={t_rel:.0f} s", flush=True)
+        producer.flush()
+    finally:
+        if own:
+            producer.close()
+    stats.wall_s = time.monotonic() - wall0
+    return stats
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="publish WFDB records as waveform chunks (+ arterial calibrations) to Kafka")
+    p.add_argument("paths", nargs="+", help="WFDB record files or folders")
+    p.add_argument("--records", help="comma-separated record names to keep")
+    p.add_argument("--broker", help="Kafka bootstrap servers (default $BPSTREAM_BROKER)")
+    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 20 = 20x faster, 0 = unpaced")
+    p.add_argument("--patients", type=int, help="number of patients (records are looped under distinct ids)")
+    p.add_argument("--calibration", default="once", help="arterial calibration commands: once | every:N | off")
+    p.add_argument("--start", help="UTC start time of record second 0 (ISO 8601; default now)")
+    p.add_argument("--no-abp", dest="with_abp", action="store_false", help="do not send the arterial waveform")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._schemas import from_iso
+
+    try:
+        settings = Settings.from_env().replace(broker=args.broker)
+        paths = list_records(args.paths, args.records.split(",") if args.records else None)
+        if not paths:
+            raise BpstreamError("no records found")
+        start = from_iso(args.start, "--start") if args.start else None
+        stats = replay(settings, paths, speed=args.speed, patients=args.patients, calibration=args.calibration,
+                       start_s=start, with_abp=args.with_abp, quiet=False)
+    except (BpstreamError, SettingsError, ValueError) as exc:
+        print(f"bpstream replay: {exc}", file=sys.stderr)
+        return 2
+    print(f"replay: {len(stats.patients)} patients, {stats.chunks} chunks, {stats.commands} calibrations "
+          f"in {stats.wall_s:.1f} s")
+    return 0
