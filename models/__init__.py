@@ -17,6 +17,30 @@ from ._base import (
 )
 from ._state import StateError, pack, unpack
 
+
+def _model_factory(class_name: str):
+    """Registry factory that imports torch only when a model estimator is first built."""
+
+    def factory(**params):
+        from . import _ttt
+
+        return getattr(_ttt, class_name)(**params)
+
+    factory.__name__ = f"make_{class_name}"
+    return factory
+
+
+register("frozen", _model_factory("FrozenEstimator"))
+register("offset", _model_factory("OffsetEstimator"))
+register("ttt", _model_factory("TTTEstimator"))
+
+
+def load_population(path=None):
+    """The explicit weight loader: a weights file from ``bpstream train``, or None for the shipped weights."""
+    from ._population import load_population as _load
+
+    return _load(None if path is None else str(path))
+
 __all__ = [
     "ESTIMATORS",
     "CarryForward",
@@ -26,6 +50,7 @@ __all__ = [
     "PatientRouter",
     "StateError",
     "Validity",
+    "load_population",
     "make_estimator",
     "pack",
     "register",

@@ -1,0 +1,264 @@
+"""Model estimators: ``frozen`` (population, no personalization), ``offset`` (frozen + mean calibration
+residual) and ``ttt`` (calibration-anchored per-patient test-time training, the product default).
+
+``ttt`` for one patient, after Jo, Lee et al. (ML4H 2024), adapted to calibration-anchored regression:
+* prediction: every labelled window in the queue is an anchor; each anchor predicts
+  ``y_anchor + delta(window, anchor)`` with an uncertainty that grows with the difference between the two
+  windows and the time between them; anchors are combined by inverse variance (recent, similar ones win);
+* personal parameters: the last layer of the delta head (3 x hidden), started at the population value;
+* learning: on each accepted label, a few capped Adam steps on the supervised loss over all label pairs in
+  the labelled queue, plus a throttled self-supervised loss on the unlabelled queue (cycle consistency of the
+  deltas and smoothness between neighbouring windows), with weighted sampling between the two queues and an
+  L2-SP anchor to the population weights;
+* safeguards: only windows/labels that passed the filters; roll back to the population weights when the
+  adapted model's recent label error exceeds frozen+offset's; freeze adaptation (and drop stale anchors)
+  after an offset-step or zeroing event.
+Queues hold embeddings (not windows), so the state is a few KB and round-trips exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bpstream.filters import Reason, Reference, Window
+from bpstream.models._base import Estimate, Estimator, Validity
+from bpstream.models._population import Population, default_population
+
+__all__ = ["FrozenEstimator", "OffsetEstimator", "TTTEstimator"]
+
+_FIELDS = ("sbp_mmhg", "dbp_mmhg", "map_mmhg")
+_FREEZE_REASONS = (Reason.ABP_OFFSET_STEP, Reason.ABP_ZEROING)
+
+
+def _label_vec(label: Reference) -> np.ndarray:
+    out = np.full(3, np.nan)
+    for k, name in enumerate(_FIELDS):
+        v = getattr(label, name)
+        if v is not None and np.isfinite(v):
+            out[k] = float(v)
+    return out
+
+
+def _estimate(mu: np.ndarray, sd: np.ndarray | None, validity=Validity.VALID, reasons=()) -> Estimate:
+    def f(v):
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    sds = [None] * 3 if sd is None else [f(s) for s in sd]
+    return Estimate(f(mu[0]), f(mu[1]), f(mu[2]), sds[0], sds[1], sds[2], validity, tuple(reasons))
+
+
+class _ModelEstimator(Estimator):
+    def __init__(self, population: Population | None = None, seed: int = 0):
+        self.population = population
+        self.seed = seed
+
+    @property
+    def pop(self) -> Population:
+        """The population model (parameter), else the shipped weights through the explicit loader."""
+        return self.population if self.population is not None else default_population()
+
+    @staticmethod
+    def _usable(label: Reference) -> bool:
+        return bool(label.usable) and np.isfinite(_label_vec(label)).any()
+
+
+class FrozenEstimator(_ModelEstimator):
+    """The population model alone: calibration-free, never learns."""
+
+    name = "frozen"
+
+    def predict_one(self, window: Window) -> Estimate:
+        mu, sd = self.pop.absolute(self.pop.encode(window))
+        return _estimate(mu[0], sd[0])
+
+    def learn_one(self, window: Window, label: Reference) -> None:
+        return None
+
+
+class OffsetEstimator(_ModelEstimator):
+    """Frozen model plus the mean residual (label - frozen) of the calibrations so far."""
+
+    name = "offset"
+
+    def __init__(self, population: Population | None = None, seed: int = 0):
+        super().__init__(population, seed)
+        self.res_sum_ = np.zeros(3)
+        self.res_n_ = np.zeros(3)
+
+    def predict_one(self, window: Window) -> Estimate:
+        if not (self.res_n_ > 0).any():
+            return Estimate.empty(Validity.UNCALIBRATED, (Reason.UNCALIBRATED,))
+        mu, _ = self.pop.absolute(self.pop.encode(window))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            off = np.where(self.res_n_ > 0, self.res_sum_ / np.maximum(self.res_n_, 1), np.nan)
+        return _estimate(mu[0] + off, self.pop.offset_sd_mmhg)
+
+    def learn_one(self, window: Window, label: Reference) -> None:
+        if not self._usable(label):
+            return
+        y = _label_vec(label)
+        mu, _ = self.pop.absolute(self.pop.encode(window))
+        ok = np.isfinite(y)
+        self.res_sum_ = self.res_sum_ + np.where(ok, y - mu[0], 0.0)
+        self.res_n_ = self.res_n_ + ok
+
+
+class TTTEstimator(_ModelEstimator):
+    """Calibration-anchored per-patient test-time training (see the module docstring)."""
+
+    name = "ttt"
+
+    def __init__(
+        self,
+        population: Population | None = None,
+        seed: int = 0,
+        max_labels: int = 16,
+        max_unlabeled: int = 24,
+        unlabeled_every: int = 5,
+        ssl_every: int = 15,
+        steps_per_label: int = 5,
+        lr: float = 0.01,
+        l2sp: float = 1.0,
+        ssl_weight: float = 0.1,
+        p_labeled: float = 0.8,
+        rollback_window: int = 4,
+        freeze_labels: int = 3,
+    ):
+        super().__init__(population, seed)
+        self.max_labels = max_labels
+        self.max_unlabeled = max_unlabeled
+        self.unlabeled_every = unlabeled_every
+        self.ssl_every = ssl_every
+        self.steps_per_label = steps_per_label
+        self.lr = min(float(lr), 0.05)  # capped
+        self.l2sp = l2sp
+        self.ssl_weight = ssl_weight
+        self.p_labeled = p_labeled
+        self.rollback_window = rollback_window
+        self.freeze_labels = freeze_labels
+        d = 0  # queues start empty; their width is set on first use
+        self.lab_z_ = np.zeros((0, d), np.float32)
+        self.lab_y_ = np.zeros((0, 3), np.float32)
+        self.lab_t_ = np.zeros(0, np.float64)
+        self.unl_z_ = np.zeros((0, d), np.float32)
+        self.unl_t_ = np.zeros(0, np.float64)
+        self.w_: np.ndarray | None = None  # personal delta weight (3, hidden)
+        self.adam_m_: np.ndarray | None = None
+        self.adam_v_: np.ndarray | None = None
+        self.n_updates_ = 0
+        self.n_unlabeled_ = 0
+        self.err_ttt_: list[float] = []
+        self.err_offset_: list[float] = []
+        self.offset_sum_ = np.zeros(3)
+        self.offset_n_ = np.zeros(3)
+        self.rollbacks_ = 0
+        self.rolled_back_ = False
+        self.frozen_left_ = 0
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _weight(self) -> np.ndarray:
+        return self.pop.delta_weight if self.w_ is None else self.w_
+
+    def _anchored(self, z: np.ndarray, t_s: float, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Combined mean and sd over all anchors for one embedding."""
+        n = len(self.lab_y_)
+        h, sd = self.pop.delta_parts(np.repeat(z[None], n, 0), self.lab_z_, np.nan_to_num(self.lab_y_),
+                                     np.abs(t_s - self.lab_t_))
+        w = self._weight() if w is None else w
+        mu_i = self.lab_y_.astype(np.float64) + (h @ w.T).astype(np.float64) * self.pop.y_std
+        ok = np.isfinite(mu_i)
+        prec = np.where(ok, 1.0 / np.maximum(sd, 1e-3) ** 2, 0.0)
+        tot = prec.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            wts = prec / tot
+            mu = np.where(tot > 0, np.nansum(np.where(ok, wts * mu_i, 0.0), 0), np.nan)
+            var = np.where(tot > 0, np.sum(np.where(ok, wts * sd**2, 0.0), 0), np.nan)
+        return mu, np.sqrt(var)
+
+    def predict_one(self, window: Window) -> Estimate:
+        if len(self.lab_y_) == 0:
+            return Estimate.empty(Validity.UNCALIBRATED, (Reason.UNCALIBRATED,))
+        z = self.pop.encode(window)
+        mu, sd = self._anchored(z, float(window.t_end_s))
+        reasons = []
+        if self.rolled_back_:
+            reasons.append(Reason.MODEL_ROLLED_BACK)
+        if self.frozen_left_ > 0:
+            reasons.append(Reason.ADAPTATION_FROZEN)
+        return _estimate(mu, sd, Validity.VALID, reasons)
+
+    # -- learning ------------------------------------------------------------------------------
+    def learn_one(self, window: Window, label: Reference) -> None:
+        if not self._usable(label):
+            return
+        y = _label_vec(label)
+        t = float(label.t_s if label.t_s is not None else window.t_end_s)
+        z = self.pop.encode(window)
+        mu_abs, _ = self.pop.absolute(z)
+        # safeguard bookkeeping: predict-before-learn errors of the adapted model and of frozen+offset
+        if len(self.lab_y_) and (self.offset_n_ > 0).any():
+            mu, _ = self._anchored(z, t)
+            off = mu_abs[0] + self.offset_sum_ / np.maximum(self.offset_n_, 1)
+            e_ttt, e_off = np.abs(mu - y)[:2], np.abs(off - y)[:2]
+            if np.isfinite(e_ttt).all() and np.isfinite(e_off).all():
+                self.err_ttt_ = (self.err_ttt_ + [float(e_ttt.mean())])[-self.rollback_window:]
+                self.err_offset_ = (self.err_offset_ + [float(e_off.mean())])[-self.rollback_window:]
+        ok = np.isfinite(y)
+        self.offset_sum_ = self.offset_sum_ + np.where(ok, y - mu_abs[0], 0.0)
+        self.offset_n_ = self.offset_n_ + ok
+        if any(r in _FREEZE_REASONS for r in label.reasons):
+            # the transducer baseline moved: older anchors no longer share it; stop adapting for a while
+            self.lab_z_, self.lab_y_, self.lab_t_ = self.lab_z_[:0], self.lab_y_[:0], self.lab_t_[:0]
+            self.frozen_left_ = self.freeze_labels
+            self.w_, self.adam_m_, self.adam_v_ = None, None, None
+        elif self.frozen_left_ > 0:
+            self.frozen_left_ -= 1
+        self._push_label(z, y, t)
+        if self.frozen_left_ > 0:
+            return
+        if len(self.err_ttt_) >= self.rollback_window - 1 and np.mean(self.err_ttt_) > np.mean(self.err_offset_):
+            self.w_, self.adam_m_, self.adam_v_ = None, None, None
+            self.rollbacks_ += 1
+            self.rolled_back_ = True
+            self.err_ttt_, self.err_offset_ = [], []
+            return
+        if len(self.lab_y_) >= 2:
+            for _ in range(self.steps_per_label):
+                self._step(use_ssl=len(self.unl_t_) >= 3)
+
+    def learn_unlabeled(self, window: Window) -> None:
+        """Accepted unlabelled window: queue its embedding (throttled) and, throttled, take an SSL step."""
+        self.n_unlabeled_ += 1
+        if self.n_unlabeled_ % self.unlabeled_every != 0:
+            return
+        z = self.pop.encode(window)
+        self.unl_z_ = np.concatenate([self.unl_z_.reshape(-1, z.size), z[None]])[-self.max_unlabeled:]
+        self.unl_t_ = np.append(self.unl_t_, float(window.t_end_s))[-self.max_unlabeled:]
+        if (self.n_unlabeled_ % self.ssl_every == 0 and self.frozen_left_ == 0 and len(self.lab_y_) >= 1
+                and len(self.unl_t_) >= 3):
+            self._step(use_ssl=True, supervised=len(self.lab_y_) >= 2)
+
+    def _push_label(self, z: np.ndarray, y: np.ndarray, t: float) -> None:
+        self.lab_z_ = np.concatenate([self.lab_z_.reshape(-1, z.size), z[None]])[-self.max_labels:]
+        self.lab_y_ = np.concatenate([self.lab_y_, y[None].astype(np.float32)])[-self.max_labels:]
+        self.lab_t_ = np.append(self.lab_t_, t)[-self.max_labels:]
+
+    # -- one capped optimisation step on the personal layer ----------------------------------
+    def _step(self, use_ssl: bool, supervised: bool = True) -> None:
+        from bpstream.models._adapt import adapt_step
+
+        w0 = self.pop.delta_weight
+        w = w0.copy() if self.w_ is None else self.w_
+        m = np.zeros_like(w) if self.adam_m_ is None else self.adam_m_
+        v = np.zeros_like(w) if self.adam_v_ is None else self.adam_v_
+        rng = np.random.default_rng([self.seed, self.n_updates_])
+        w, m, v = adapt_step(self, w, w0, m, v, rng, use_ssl=use_ssl, supervised=supervised)
+        self.w_, self.adam_m_, self.adam_v_ = w, m, v
+        self.n_updates_ += 1
+        self.rolled_back_ = False
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict()

@@ -1,0 +1,130 @@
+"""Behaviour of the calibration-anchored test-time-training estimator and its safeguards."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bpstream.filters import Reason
+from bpstream.models import Validity, make_estimator
+from bpstream.models._ttt import TTTEstimator
+
+from .test_model_fixtures import label, population, windows
+
+
+def ttt(**kw) -> TTTEstimator:
+    return make_estimator("ttt", population=population(), **kw)
+
+
+def test_uncalibrated_until_a_usable_label():
+    est = ttt()
+    w = windows(3)
+    assert est.predict_one(w[0]).validity == Validity.UNCALIBRATED
+    est.learn_one(w[0], label(130, 70, w[0].t_end_s, usable=False))
+    assert est.predict_one(w[1]).validity == Validity.UNCALIBRATED
+    est.learn_one(w[1], label(130, 70, w[1].t_end_s))
+    e = est.predict_one(w[2])
+    assert e.validity == Validity.VALID and e.sbp_mmhg is not None and e.sbp_sd_mmhg > 0
+
+
+def test_anchor_window_predicts_its_own_label():
+    est = ttt()
+    w = windows(2)
+    est.learn_one(w[0], label(141.0, 77.0, w[0].t_end_s))
+    e = est.predict_one(w[0])
+    assert abs(e.sbp_mmhg - 141.0) < 1e-3 and abs(e.dbp_mmhg - 77.0) < 1e-3
+
+
+def test_supervised_adaptation_moves_toward_labels():
+    """Two windows of different heart rate labelled 40 mmHg apart: after adaptation the gap is learned."""
+    est = ttt(steps_per_label=5, lr=0.05)
+    a, b = windows(1, seed=2, heart_rate=60)[0], windows(1, seed=3, heart_rate=110)[0]
+    b = type(b)(t_start_s=60.0, t_end_s=70.0, fs_hz=b.fs_hz, ecg=b.ecg, ppg=b.ppg)
+    est.learn_one(a, label(110.0, 60.0, a.t_end_s))
+    gap0 = abs(est.predict_one(b).sbp_mmhg - 150.0)
+    for _ in range(6):  # repeated labels of the same two situations
+        est.learn_one(b, label(150.0, 80.0, b.t_end_s))
+        est.learn_one(a, label(110.0, 60.0, a.t_end_s))
+    single = TTTEstimator(population=population(), max_labels=1)
+    single.learn_one(a, label(110.0, 60.0, a.t_end_s))
+    # the anchor at b now predicts b; and the personal layer moved off the population value
+    assert est.w_ is not None and not np.allclose(est.w_, population().delta_weight)
+    assert abs(est.predict_one(b).sbp_mmhg - 150.0) < gap0
+
+
+def test_l2sp_and_step_cap_keep_weights_near_population():
+    est = ttt(lr=1.0)  # the estimator caps lr at 0.05
+    assert est.lr <= 0.05
+    ws = windows(10, seed=4)
+    for k, w in enumerate(ws):
+        est.learn_one(w, label(120.0 + 25 * (-1) ** k, 70.0, w.t_end_s))
+    w0 = population().delta_weight
+    assert np.max(np.abs(est.w_ - w0)) <= 0.05 * est.steps_per_label * len(ws) + 1e-6
+
+
+def test_freeze_after_offset_step_drops_old_anchors():
+    est = ttt()
+    ws = windows(6)
+    est.learn_one(ws[0], label(120, 70, ws[0].t_end_s))
+    est.learn_one(ws[1], label(122, 71, ws[1].t_end_s))
+    est.learn_one(ws[2], label(150, 95, ws[2].t_end_s, reasons=(Reason.ABP_OFFSET_STEP,)))
+    assert len(est.lab_y_) == 1 and est.frozen_left_ > 0
+    e = est.predict_one(ws[3])
+    assert Reason.ADAPTATION_FROZEN in e.reasons
+    n = est.n_updates_
+    est.learn_one(ws[3], label(151, 95, ws[3].t_end_s))
+    assert est.n_updates_ == n  # no adaptation while frozen
+
+
+def test_rollback_when_worse_than_offset():
+    est = ttt(rollback_window=2)
+    ws = windows(8)
+    est.learn_one(ws[0], label(120, 70, ws[0].t_end_s))
+    est.w_ = population().delta_weight * 50.0  # a badly adapted personal layer
+    est.adam_m_ = np.zeros_like(est.w_)
+    est.adam_v_ = np.zeros_like(est.w_)
+    # offset (frozen + residual) errors are made small by construction: labels at frozen + const
+    mu0, _ = population().absolute(population().encode(ws[0]))
+    for w in ws[1:4]:
+        mu, _ = population().absolute(population().encode(w))
+        est.learn_one(w, label(float(mu[0, 0] - mu0[0, 0] + 120), float(mu[0, 1] - mu0[0, 1] + 70), w.t_end_s))
+    assert est.rollbacks_ >= 1
+
+
+def test_unusable_labels_and_windows_do_not_adapt():
+    est = ttt()
+    ws = windows(4)
+    est.learn_one(ws[0], label(120, 70, ws[0].t_end_s, usable=False))
+    assert len(est.lab_y_) == 0 and est.w_ is None
+
+
+def test_unlabeled_queue_is_throttled_and_capped():
+    est = ttt(unlabeled_every=2, max_unlabeled=3)
+    ws = windows(12)
+    est.learn_one(ws[0], label(120, 70, ws[0].t_end_s))
+    for w in ws[1:]:
+        est.learn_unlabeled(w)
+    assert len(est.unl_t_) == 3
+    assert np.all(np.diff(est.unl_t_) > 0)
+
+
+def test_state_is_small_with_full_queues():
+    est = ttt(unlabeled_every=1, ssl_every=3)
+    ws = windows(40)
+    for k, w in enumerate(ws):
+        if k % 2:
+            est.learn_one(w, label(120 + k % 7, 70, w.t_end_s))
+        else:
+            est.learn_unlabeled(w)
+    assert len(est.lab_y_) == est.max_labels
+    assert len(est.to_bytes()) <= 64 * 1024
+
+
+def test_offset_estimator_adds_mean_residual():
+    est = make_estimator("offset", population=population())
+    frozen = make_estimator("frozen", population=population())
+    ws = windows(3)
+    est.learn_one(ws[0], label(150, 90, ws[0].t_end_s))
+    f0 = frozen.predict_one(ws[0])
+    f1 = frozen.predict_one(ws[1])
+    e1 = est.predict_one(ws[1])
+    assert abs(e1.sbp_mmhg - (f1.sbp_mmhg + 150 - f0.sbp_mmhg)) < 1e-4
