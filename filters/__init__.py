@@ -4,6 +4,9 @@ Never reads the environment, files, the clock or Kafka.
 """
 
 from ._abp import JSQI_LIMITS, Beats, abp_beats, abp_onsets, abp_reference
+from ._abp_events import EVENT_THRESHOLDS, AbpEvent, abp_events
+from ._label_crossmodal import CROSSMODAL_THRESHOLDS, ppg_abp_correlation
+from ._label_quality import EVENT_HOLD_S, JSQI_BEAT_TO_BEAT, LabelFilter
 from ._input_filter import InputFilter
 from ._input_quality import InputQuality, QualityThresholds, input_quality
 from ._resample import CausalResampler
@@ -12,6 +15,14 @@ from ._window import ChunkError, Windower
 
 __all__ = [
     "JSQI_LIMITS",
+    "JSQI_BEAT_TO_BEAT",
+    "EVENT_THRESHOLDS",
+    "EVENT_HOLD_S",
+    "CROSSMODAL_THRESHOLDS",
+    "AbpEvent",
+    "abp_events",
+    "ppg_abp_correlation",
+    "LabelFilter",
     "Beats",
     "abp_beats",
     "abp_onsets",

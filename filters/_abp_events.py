@@ -1,0 +1,205 @@
+"""Arterial-line event detectors on one window: fast flush / square-wave test, zeroing, blood sampling,
+offset steps (on a beat sequence) and over-damping (against the patient's own recent reference).
+
+Pure functions; the stateful :class:`~bpstream.filters.LabelFilter` supplies the patient's reference and
+turns each event into a mask over the event plus a hold time.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
+
+from ._types import Reason
+
+__all__ = [
+    "AbpEvent",
+    "EVENT_THRESHOLDS",
+    "abp_events",
+    "pulsatility_mmhg",
+    "offset_steps",
+    "upstroke_rate_hz",
+    "is_damped",
+]
+
+EVENT_THRESHOLDS = {
+    "pulse_window_s": 2.0,  # rolling peak-to-peak span (covers one beat down to 30 bpm)
+    "non_pulsatile_mmhg": 8.0,  # peak-to-peak below this: no pulse
+    "flush_above_sbp_mmhg": 30.0,  # flush plateau: above the systolic reference by this much ...
+    "flush_min_s": 0.3,  # ... for at least this long ...
+    "flush_flat_mmhg": 20.0,  # ... and flat within this range
+    "clip_tol_mmhg": 1e-3,  # clipping: samples equal to the window's maximum (to float32 precision) ...
+    "clip_min_s": 0.06,  # ... in >= 2 runs, each at least this long
+    "zero_level_mmhg": 10.0,  # zeroing: non-pulsatile, |pressure| below this ...
+    "zero_min_s": 1.0,  # ... for at least this long
+    "sampling_min_s": 2.0,  # non-pulsatile this long, not at zero: blood sampling if
+    "sampling_ramp_mmhg_s": 2.0,  # ramping at least this fast, or
+    "sampling_above_sbp_mmhg": 20.0,  # or held above systole by this much (flush-bag pressure); else flat
+    "step_min_mmhg": 10.0,  # offset step: MAP shifts by at least this much between 8-beat medians,
+    "step_tol_mmhg": 5.0,  # SBP and DBP shift by the same amount within this tolerance,
+    "damped_pp_ratio": 0.6,  # over-damping: pulse pressure below this fraction of the patient's own,
+    "damped_map_tol_mmhg": 10.0,  # MAP within max(this, 15 %) of the patient's own,
+    "damped_min_pp_mmhg": 5.0,  # still pulsatile,
+    "damped_upstroke_ratio": 0.6,  # and the upstroke rate (dP/dt per mmHg of PP) below this fraction
+}
+
+
+class AbpEvent(NamedTuple):
+    """One detected line event; times in seconds from the window start."""
+
+    reason: Reason
+    start_s: float
+    end_s: float
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """(start, stop) index pairs of the True runs of a boolean array, shape (n_runs, 2)."""
+    if mask.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    d = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+    return np.stack((np.flatnonzero(d == 1), np.flatnonzero(d == -1)), axis=1)
+
+
+def pulsatility_mmhg(x: np.ndarray, sampling_rate: float) -> np.ndarray:
+    """Centred rolling peak-to-peak over 2 s (per sample, mmHg)."""
+    w = max(3, int(round(EVENT_THRESHOLDS["pulse_window_s"] * sampling_rate)))
+    return maximum_filter1d(x, w, mode="nearest") - minimum_filter1d(x, w, mode="nearest")
+
+
+def abp_events(
+    abp: np.ndarray,
+    sampling_rate: float,
+    *,
+    ref_sbp_mmhg: float | None = None,
+    p2p: np.ndarray | None = None,
+) -> list[AbpEvent]:
+    """Flush, clipping, zeroing, blood-sampling and flat-line events in one finite window of arterial pressure (mmHg).
+
+    ``ref_sbp_mmhg``: the patient's recent systolic reference; without one, the window's own median
+    rolling maximum stands in.
+    """
+    T = EVENT_THRESHOLDS
+    x = np.asarray(abp, dtype=np.float64)
+    fs = float(sampling_rate)
+    n = x.shape[0]
+    events: list[AbpEvent] = []
+    if n < 4 or not fs > 0:
+        return events
+    pp = pulsatility_mmhg(x, fs) if p2p is None else p2p
+    w = max(3, int(round(T["pulse_window_s"] * fs)))
+    if ref_sbp_mmhg is None:
+        ref_sbp_mmhg = float(np.median(maximum_filter1d(x, w, mode="nearest")))
+    # fast flush / square wave: a flat plateau far above systole
+    hi = _runs(x > ref_sbp_mmhg + T["flush_above_sbp_mmhg"])
+    for a, b in hi[(hi[:, 1] - hi[:, 0]) >= T["flush_min_s"] * fs]:
+        seg = x[a:b]
+        if np.percentile(seg, 95) - np.percentile(seg, 5) <= T["flush_flat_mmhg"]:
+            events.append(AbpEvent(Reason.ABP_FLUSH, a / fs, b / fs))
+    # clipping: the window's maximum held exactly on flat tops of at least two beats (a natural
+    # systolic peak stays within 0.5 mmHg of its top for about 20 ms; a clipped one for much longer)
+    runs = _runs(np.abs(x - x.max()) <= T["clip_tol_mmhg"])
+    runs = runs[(runs[:, 1] - runs[:, 0]) >= T["clip_min_s"] * fs]
+    if runs.shape[0] >= 2:
+        events.append(AbpEvent(Reason.ABP_CLIPPED, runs[0, 0] / fs, runs[-1, 1] / fs))
+    # non-pulsatile runs: peak-to-peak of the signal minus its centred 1-s mean (a ramp is not a pulse),
+    # widened by half the rolling span to the flat part's true extent:
+    # zeroing (near 0), blood sampling (ramping, or held above systole), else a flat line
+    resid = x - uniform_filter1d(x, max(3, int(round(fs))), mode="nearest")
+    core = _runs(pulsatility_mmhg(resid, fs) < T["non_pulsatile_mmhg"])
+    flat = np.stack((np.maximum(core[:, 0] - w // 2, 0), np.minimum(core[:, 1] + w // 2, n)), axis=1)
+    flush = [(e.start_s * fs, e.end_s * fs) for e in events if e.reason is Reason.ABP_FLUSH]
+    for (a, b), (ca, cb) in zip(flat, core):
+        if any(a < fb + w and b > fa - w for fa, fb in flush):
+            continue  # the flush plateau itself
+        dur = (b - a) / fs
+        seg = x[a:b]
+        level = float(np.median(seg))
+        if abs(level) < T["zero_level_mmhg"]:
+            if dur >= T["zero_min_s"]:
+                events.append(AbpEvent(Reason.ABP_ZEROING, a / fs, b / fs))
+        elif dur >= T["sampling_min_s"]:
+            slope = abs(float(x[cb - 1] - x[ca])) / max((cb - 1 - ca) / fs, 1.0 / fs)
+            high = level >= ref_sbp_mmhg + T["sampling_above_sbp_mmhg"]
+            if slope >= T["sampling_ramp_mmhg_s"] or high:
+                events.append(AbpEvent(Reason.ABP_BLOOD_SAMPLING, a / fs, b / fs))
+            else:
+                events.append(AbpEvent(Reason.ABP_FLAT, a / fs, b / fs))
+    return events
+
+
+def offset_steps(sbp: np.ndarray, dbp: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Indices k of beats where SBP, DBP and MAP step together and stay there.
+
+    Medians of the 8 beats before k and of the 8 beats after k (beat k may straddle the step and is left
+    out) differ by >= 10 mmHg in MAP, by the same amount within 5 mmHg in SBP and DBP, and the change is
+    abrupt: the 2-beat medians next to k already differ by >= 75 % of the step, and each side is steady
+    (median absolute deviation <= a quarter of the step). Respiratory swings, ectopy and gradual
+    haemodynamic changes do not pass.
+    """
+    T = EVENT_THRESHOLDS
+    h = 8
+    n = mean.shape[0]
+    if n < 2 * h + 1:
+        return np.zeros(0, dtype=np.int64)
+    from numpy.lib.stride_tricks import sliding_window_view as sw
+
+    def med(v, w):
+        return np.median(sw(v, w), axis=1)
+
+    m8, s8, d8 = med(mean, h), med(sbp, h), med(dbp, h)
+    m2 = med(mean, 2)
+    wm = sw(mean, h)
+    mad = np.median(np.abs(wm - m8[:, None]), axis=1)  # spread of each 8-beat side
+    k = np.arange(h, n - h)
+    pre, post = k - h, k + 1
+    step = m8[post] - m8[pre]
+    jump = m2[k + 1] - m2[k - 2]
+    ok = (
+        (np.abs(step) >= T["step_min_mmhg"])
+        & (np.abs((s8[post] - s8[pre]) - step) <= T["step_tol_mmhg"])
+        & (np.abs((d8[post] - d8[pre]) - step) <= T["step_tol_mmhg"])
+        & (jump * np.sign(step) >= 0.75 * np.abs(step))
+        & (mad[pre] <= np.abs(step) / 4)
+        & (mad[post] <= np.abs(step) / 4)
+    )
+    ok &= np.isfinite(step)
+    hit = k[ok]
+    if hit.size > 1:  # one step, one index: keep the first of each cluster
+        hit = hit[np.concatenate(([True], np.diff(hit) > 3))]
+    return hit.astype(np.int64)
+
+
+def upstroke_rate_hz(x: np.ndarray, sampling_rate: float, p2p: np.ndarray) -> float:
+    """Steepest upstroke over the window (99th percentile of dP/dt, mmHg/s) per mmHg of pulse pressure.
+
+    A shape measure that does not scale with amplitude: about 1/rise time. Over-damping (a low-pass
+    line) lowers it; a real fall in pulse pressure does not.
+    """
+    pp = float(np.median(p2p))
+    if not pp > 0 or x.shape[0] < 3:
+        return float("nan")
+    return float(np.percentile(np.diff(x), 99) * sampling_rate / pp)
+
+
+def is_damped(
+    pp_window_mmhg: float,
+    map_window_mmhg: float,
+    upstroke_hz: float,
+    ref_pp_mmhg: float | None,
+    ref_map_mmhg: float | None,
+    ref_upstroke_hz: float | None,
+) -> bool:
+    """Over-damping, against the patient's own reference: pulse pressure collapsed, MAP kept, and the
+    upstroke slowed (the waveform is smoothed, not merely smaller)."""
+    T = EVENT_THRESHOLDS
+    vals = (pp_window_mmhg, map_window_mmhg, upstroke_hz, ref_pp_mmhg, ref_map_mmhg, ref_upstroke_hz)
+    if any(v is None or not np.isfinite(v) for v in vals):
+        return False
+    tol = max(T["damped_map_tol_mmhg"], 0.15 * ref_map_mmhg)
+    return bool(
+        T["damped_min_pp_mmhg"] <= pp_window_mmhg < T["damped_pp_ratio"] * ref_pp_mmhg
+        and abs(map_window_mmhg - ref_map_mmhg) <= tol
+        and upstroke_hz < T["damped_upstroke_ratio"] * ref_upstroke_hz
+    )
