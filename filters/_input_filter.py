@@ -14,14 +14,20 @@ State (scikit-learn style: learned attributes end in ``_``; numpy arrays and sca
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 
-from ._input_quality import DEFAULT_THRESHOLDS, InputQuality, QualityThresholds, decide_input, measure_input
+from ._input_quality import DEFAULT_THRESHOLDS, InputQuality, QualityThresholds, decide_input, measure_input, usable_except_template
 from ._ppg_quality import TEMPLATE_POINTS
 from ._beats import zscore_rows
 
 __all__ = ["InputFilter"]
+
+def _z(v: np.ndarray) -> np.ndarray:
+    """z-scored copy of a 1-D template (zeros if constant)."""
+    return zscore_rows(np.asarray(v, dtype=np.float64)[None, :])[0]
+
 
 _STATE = ("template_", "n_template_updates_", "log_amplitude_", "n_mismatch_", "n_windows_")
 
@@ -63,39 +69,48 @@ class InputFilter:
         m = measure_input(ecg, ppg, self.sampling_rate, th)
         n = len(m)
         pq = m.ppg
-        own = pq.own_template_corr
-        tc = np.array(own, dtype=np.float64, copy=True)
-        ref = np.full(n, np.nan)
+        own = pq.own_template_corr.tolist()
+        tc = list(own)
+        ref = [math.nan] * n
         # everything except the template and relative-perfusion rules, decided once for the batch
-        base = decide_input(m, th, ppg_tcorr=np.ones(n))
+        base = usable_except_template(m, th).tolist()
+        has_beats = np.any(pq.template != 0.0, axis=1).tolist()
+        zb = zscore_rows(pq.template)  # each window's mean beat, z-scored
+        run_all = (zb @ _z(self.template_)).tolist() if n else []
+        amps = pq.amplitude.tolist()
+        scales = pq.template.std(axis=1).tolist() if n else []
         alpha = float(self.template_alpha)
+        tmin, rel = th.ppg_template_min, th.ppg_rel_amplitude
+        zt = None
         for i in range(n):
             seeded = self.n_template_updates_ > 0
             if seeded:
-                zt = zscore_rows(self.template_[None, :])[0]
-                run = float(np.dot(pq.template[i], zt) / TEMPLATE_POINTS) if np.any(pq.template[i]) else float("nan")
-                tc[i] = min(own[i], run) if np.isfinite(own[i]) and np.isfinite(run) else float("nan")
-            if np.isfinite(self.log_amplitude_):
-                ref[i] = float(np.exp(self.log_amplitude_))
-            amp = float(pq.amplitude[i])
-            rel_ok = not (np.isfinite(ref[i]) and amp < th.ppg_rel_amplitude * ref[i])
-            own_ok = bool(own[i] >= th.ppg_template_min)
-            tc_ok = bool(tc[i] >= th.ppg_template_min)
-            if bool(base.usable[i]) and rel_ok and tc_ok:
-                z = zscore_rows(pq.template[i][None, :])[0]
-                self.template_ = z if not seeded else (1.0 - alpha) * self.template_ + alpha * z
+                if zt is not None:  # the template changed earlier in this batch
+                    run_all[i] = float(zb[i] @ zt)
+                # mean beat correlation = (mean z-beat) . z(template) / points; zb is rescaled, so
+                # use the unscaled window template for the exact value
+                run = run_all[i] * scales[i] / TEMPLATE_POINTS if has_beats[i] else math.nan
+                tc[i] = min(own[i], run) if (math.isfinite(own[i]) and math.isfinite(run)) else math.nan
+            if math.isfinite(self.log_amplitude_):
+                ref[i] = math.exp(self.log_amplitude_)
+            amp = amps[i]
+            rel_ok = not (math.isfinite(ref[i]) and amp < rel * ref[i])
+            if base[i] and rel_ok and tc[i] >= tmin:
+                self.template_ = zb[i].copy() if not seeded else (1.0 - alpha) * self.template_ + alpha * zb[i]
+                zt = _z(self.template_)
                 self.n_template_updates_ += 1
-                la = float(np.log(max(amp, 1e-12)))
-                self.log_amplitude_ = la if not np.isfinite(self.log_amplitude_) else (1 - alpha) * self.log_amplitude_ + alpha * la
+                la = math.log(max(amp, 1e-12))
+                self.log_amplitude_ = la if not math.isfinite(self.log_amplitude_) else (1 - alpha) * self.log_amplitude_ + alpha * la
                 self.n_mismatch_ = 0
-            elif bool(base.usable[i]) and rel_ok and own_ok and seeded:
+            elif base[i] and rel_ok and own[i] >= tmin and seeded:
                 self.n_mismatch_ += 1
                 if self.n_mismatch_ >= int(self.reseed_after):
-                    self.template_ = zscore_rows(pq.template[i][None, :])[0]
+                    self.template_ = zb[i].copy()
+                    zt = _z(self.template_)
                     self.n_template_updates_ = 1
                     self.n_mismatch_ = 0
             self.n_windows_ += 1
-        return decide_input(m, th, ppg_tcorr=tc, ppg_reference_amplitude=ref)
+        return decide_input(m, th, ppg_tcorr=np.array(tc, dtype=np.float64), ppg_reference_amplitude=np.array(ref, dtype=np.float64))
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray | float | int]:

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._ecg_quality import EcgQuality, ecg_quality
-from ._integrity import Integrity, as_windows, signal_integrity
+from ._integrity import Integrity, as_windows, integrity_and_clean
 from ._ppg_quality import PpgQuality, ppg_quality, template_correlation
 from ._types import Reason
 
-__all__ = ["QualityThresholds", "InputQuality", "input_quality", "measure_input", "decide_input", "InputMeasures"]
+__all__ = ["QualityThresholds", "InputQuality", "input_quality", "measure_input", "decide_input", "usable_except_template", "InputMeasures"]
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,6 @@ class InputQuality:
         return out
 
 
-def _finite(x: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(x) & (np.abs(x) < 1e6)
-    return np.where(ok, x, 0.0)
-
-
 def measure_input(ecg: object, ppg: object, sampling_rate: float = 125.0, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> InputMeasures:
     """Measure a batch; ``ecg`` and ``ppg`` must hold the same number of windows."""
     e, p = as_windows(ecg), as_windows(ppg)
@@ -136,11 +130,11 @@ def measure_input(ecg: object, ppg: object, sampling_rate: float = 125.0, thresh
     fs = float(sampling_rate)
     if not np.isfinite(fs) or fs <= 0:
         raise ValueError(f"sampling_rate must be a positive number, got {sampling_rate!r}")
-    ie = signal_integrity(e, fs, flat_min_s=thresholds.flat_min_s)
-    ip = signal_integrity(p, fs, flat_min_s=thresholds.flat_min_s)
-    with np.errstate(all="ignore"):
-        eq = ecg_quality(_finite(e), fs)
-        pq = ppg_quality(_finite(p), fs)
+    with np.errstate(all="ignore"):  # NaN/inf/subnormal input is judged, never warned about
+        ie, e_ok = integrity_and_clean(e, fs, flat_min_s=thresholds.flat_min_s)
+        ip, p_ok = integrity_and_clean(p, fs, flat_min_s=thresholds.flat_min_s)
+        eq = ecg_quality(e_ok, fs)
+        pq = ppg_quality(p_ok, fs)
     return InputMeasures(ie, ip, eq, pq, e.shape[1], p.shape[1])
 
 
@@ -168,19 +162,10 @@ def ppg_rule_flags(m: InputMeasures, th: QualityThresholds, ppg_tcorr: np.ndarra
     )
 
 
-def decide_input(
-    m: InputMeasures,
-    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
-    ppg_tcorr: np.ndarray | None = None,
-    ppg_reference_amplitude: np.ndarray | None = None,
-) -> InputQuality:
-    """Apply the thresholds to measures. ``ppg_tcorr`` overrides the own-template correlation;
-    ``ppg_reference_amplitude`` (per window, NaN = none) enables the relative perfusion floor."""
-    th = thresholds
+def _flags(m: InputMeasures, th: QualityThresholds, tc: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Failure matrices (ecg integrity, ecg rules, ppg integrity, ppg rules) and per-channel verdicts."""
     n = len(m)
     ie, ip, eq, pq = m.ecg_integrity, m.ppg_integrity, m.ecg, m.ppg
-    tc = pq.own_template_corr if ppg_tcorr is None else np.asarray(ppg_tcorr, dtype=np.float64)
-    ref = np.full(n, np.nan) if ppg_reference_amplitude is None else np.asarray(ppg_reference_amplitude, dtype=np.float64)
     e_int = np.stack(
         [
             np.full(n, m.ecg_n_samples == 0),
@@ -221,25 +206,49 @@ def decide_input(
     # a channel that fails integrity reports only its integrity reasons
     e_rules &= ~e_bad_int[:, None]
     p_rules &= ~p_bad_int[:, None]
-    ecg_score = np.where(e_bad_int, 0.0, 1.0 - e_rules.mean(axis=1))
-    ppg_score = np.where(p_bad_int, 0.0, 1.0 - p_rules.mean(axis=1))
     ecg_ok = ~e_bad_int & ~e_rules.any(axis=1)
     ppg_ok = ~p_bad_int & ~p_rules.any(axis=1)
-    ecg_hr = np.where(ecg_ok, eq.hr_bpm, np.nan)
-    ppg_hr = np.where(ppg_ok, pq.hr_bpm, np.nan)
-    disagree = ecg_ok & ppg_ok & ~(np.abs(ecg_hr - ppg_hr) <= th.hr_agree_bpm)
+    with np.errstate(invalid="ignore"):
+        disagree = ecg_ok & ppg_ok & ~(np.abs(eq.hr_bpm - pq.hr_bpm) <= th.hr_agree_bpm)
+    return e_int, e_rules, p_int, p_rules, ecg_ok, ppg_ok, disagree
+
+
+def usable_except_template(m: InputMeasures, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Per window: would it be usable if the PPG template and relative-perfusion rules passed?"""
+    n = len(m)
+    *_, ecg_ok, ppg_ok, disagree = _flags(m, thresholds, np.ones(n), np.full(n, np.nan))
+    return ecg_ok & ppg_ok & ~disagree
+
+
+def decide_input(
+    m: InputMeasures,
+    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+    ppg_tcorr: np.ndarray | None = None,
+    ppg_reference_amplitude: np.ndarray | None = None,
+) -> InputQuality:
+    """Apply the thresholds to measures. ``ppg_tcorr`` overrides the own-template correlation;
+    ``ppg_reference_amplitude`` (per window, NaN = none) enables the relative perfusion floor."""
+    n = len(m)
+    tc = m.ppg.own_template_corr if ppg_tcorr is None else np.asarray(ppg_tcorr, dtype=np.float64)
+    ref = np.full(n, np.nan) if ppg_reference_amplitude is None else np.asarray(ppg_reference_amplitude, dtype=np.float64)
+    e_int, e_rules, p_int, p_rules, ecg_ok, ppg_ok, disagree = _flags(m, thresholds, tc, ref)
+    ecg_score = np.where(e_int.any(axis=1), 0.0, 1.0 - e_rules.mean(axis=1))
+    ppg_score = np.where(p_int.any(axis=1), 0.0, 1.0 - p_rules.mean(axis=1))
     flags = np.concatenate([e_int, e_rules, p_int, p_rules, disagree[:, None]], axis=1)
-    reasons = tuple(tuple(ALL_REASONS[j] for j in np.flatnonzero(row)) for row in flags)
+    rows, cols = np.nonzero(flags)
+    per_row: list[list[Reason]] = [[] for _ in range(n)]
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        per_row[r].append(ALL_REASONS[c])
     return InputQuality(
         ecg_score=ecg_score,
         ppg_score=ppg_score,
         ecg_usable=ecg_ok,
         ppg_usable=ppg_ok,
         usable=ecg_ok & ppg_ok & ~disagree,
-        ecg_hr_bpm=ecg_hr,
-        ppg_hr_bpm=ppg_hr,
+        ecg_hr_bpm=np.where(ecg_ok, m.ecg.hr_bpm, np.nan),
+        ppg_hr_bpm=np.where(ppg_ok, m.ppg.hr_bpm, np.nan),
         ppg_template_corr=np.asarray(tc, dtype=np.float64),
-        reasons=reasons,
+        reasons=tuple(tuple(r) for r in per_row),
         measures=m,
     )
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
-__all__ = ["Integrity", "signal_integrity", "as_windows", "run_cover", "MAX_ABS"]
+__all__ = ["Integrity", "signal_integrity", "integrity_and_clean", "as_windows", "run_cover", "MAX_ABS"]
 
 # larger magnitudes are no measurement in any physiological unit (mV, PPG units, mmHg): treated as NaN
 MAX_ABS = 1e6
@@ -65,25 +65,31 @@ def run_cover(mask: np.ndarray, min_len: int) -> np.ndarray:
     return spread.astype(bool)
 
 
-def signal_integrity(
+def signal_integrity(x: np.ndarray, sampling_rate: float = 125.0, flat_min_s: float = 0.12, clip_min_s: float = 0.08, clip_band: float = 0.01) -> Integrity:
+    """Raw integrity measures of windows ``x`` (n_windows, n_samples) sampled at ``sampling_rate``."""
+    return integrity_and_clean(x, sampling_rate, flat_min_s, clip_min_s, clip_band)[0]
+
+
+def integrity_and_clean(
     x: np.ndarray,
     sampling_rate: float = 125.0,
     flat_min_s: float = 0.12,
     clip_min_s: float = 0.08,
     clip_band: float = 0.01,
-) -> Integrity:
-    """Raw integrity measures of windows ``x`` (n_windows, n_samples) sampled at ``sampling_rate``."""
+) -> tuple[Integrity, np.ndarray]:
+    """Integrity measures and a finite copy of ``x`` (non-finite samples set to 0)."""
     x = as_windows(x)
     n, t = x.shape
     if t == 0:
         z = np.zeros(n)
-        return Integrity(np.ones(n), z, z.copy(), z.copy())
+        return Integrity(np.ones(n), z, z.copy(), z.copy()), x
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(x) & (np.abs(x) < MAX_ABS)
     nonfinite = 1.0 - finite.mean(axis=1)
-    xf = np.where(finite, x, 0.0)
+    any_bad = not finite.all()
+    xf = np.where(finite, x, 0.0) if any_bad else x
     # robust amplitude; windows with any non-finite sample get it from their finite part
-    if nonfinite.any():
+    if any_bad:
         xm = np.where(finite, x, np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -120,9 +126,10 @@ def signal_integrity(
     else:
         flat_fraction = np.ones(n)
         clipped_fraction = np.zeros(n)
-    return Integrity(
+    integ = Integrity(
         nonfinite_fraction=nonfinite,
         flat_fraction=flat_fraction,
         clipped_fraction=clipped_fraction,
         amplitude=np.maximum(amp, 0.0),
     )
+    return integ, xf

@@ -20,6 +20,8 @@ COMMANDS: list[str] = [
     "calibrate",
     "tail",
     "broker",
+    "bench",
+    "train",
 ]
 
 
