@@ -21,6 +21,7 @@ COMMANDS: list[str] = [
     "tail",
     "broker",
     "bench",
+    "quality",
     "train",
 ]
 
