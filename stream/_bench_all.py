@@ -1,0 +1,140 @@
+"""``bpstream bench perf``: replay speed, stage costs, beds per worker, latency, raw ceiling, memory.
+
+One run (part of ``bpstream bench`` / ``bench all``), about 6 minutes on a 2-core machine:
+
+1. ``replay``: in-process replay of the full loop over the records, x real time, one core;
+2. ``stages``: ms per window of decode, windowing, filters, batched inference, TTT update per label;
+3. ``service``: a Tansu broker on loopback, one ``bpstream worker`` process, simulated beds in real
+   time; the largest bed count with latency p99 <= 2 s and no growing lag (doubling, then
+   bisecting, short probes; the best count is then held for the confirmation run), the worker's
+   saturated throughput and RSS, and a bare aiokafka consumer reading the same chunks (the ceiling).
+
+Returns the flat keys of issue 6 at the top level of the bench document, with the details under
+``"perf"``. Nothing here asserts a target; the README quotes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+from ._bench_replay import load_recordings, replay_speed, service_methods
+
+__all__ = ["run_bench", "add_arguments", "run_service", "machine"]
+
+PARTS = ("replay", "stages", "service")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("perf (bpstream bench perf)")
+    g.add_argument("--perf-parts", default=",".join(PARTS), help="comma-separated: replay,stages,service")
+    g.add_argument("--perf-replay-s", type=float, default=60.0, help="wall-time budget of the replay (s)")
+    g.add_argument("--perf-records", type=int, default=None, help="at most this many records (spread over the set)")
+    g.add_argument("--perf-calibration", default="once", help="arterial calibration schedule (validate's default: once)")
+    g.add_argument("--perf-methods", help="estimators (default: the service's, the first registered of ttt/offset/frozen/...)")
+    g.add_argument("--perf-windows", type=int, default=640, help="windows for the stage timings")
+    g.add_argument("--perf-labels", type=int, default=200, help="labels for the TTT update timing")
+    g.add_argument("--perf-service-s", type=float, default=300.0, help="wall-time budget of the service part (s)")
+    g.add_argument("--perf-probe-s", type=float, default=30.0, help="length of a search probe (s)")
+    g.add_argument("--perf-confirm-s", type=float, default=120.0, help="length of the confirmation run (s)")
+    g.add_argument("--perf-start-beds", type=int, default=None, help="first bed count of the search")
+    g.add_argument("--perf-p99-s", type=float, default=2.0, help="latency limit at p99 (s)")
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date_utc": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), "cpu": cpu,
+            "python": platform.python_version(), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from ._errors import BpstreamError
+    from ._settings import Settings
+
+    cands = [getattr(args, "data", None), Settings.from_env().data_dir, "../shared/data/physionet2015",
+             "/work/shared/data/physionet2015"]
+    for c in cands:
+        if c and Path(c).is_dir() and any(Path(c).glob("*.hea")):
+            return Path(c)
+    raise BpstreamError("no records found: pass --data DIR (WFDB records, e.g. ../shared/data/physionet2015)")
+
+
+def run_bench(args: argparse.Namespace) -> dict:
+    parts = [p.strip() for p in (getattr(args, "perf_parts", None) or ",".join(PARTS)).split(",") if p.strip()]
+    names = args.records.split(",") if getattr(args, "records", None) else None
+    methods = tuple(args.perf_methods.split(",")) if getattr(args, "perf_methods", None) else service_methods()
+    t0 = time.perf_counter()
+    recordings = load_recordings(_data_dir(args), names, getattr(args, "perf_records", None))
+    read_s = time.perf_counter() - t0
+    perf: dict = {"machine": machine(), "methods": list(methods), "calibration": args.perf_calibration,
+                  "records_read_s": round(read_s, 2)}
+    flat: dict = {}
+    if "replay" in parts:
+        r = replay_speed(recordings, methods, args.perf_calibration, chunk_s=2.0, budget_s=args.perf_replay_s)
+        perf["replay"] = r.as_dict()
+        flat["replay_x_realtime"] = perf["replay"]["x_realtime"]
+        flat["state_bytes_per_patient"] = perf["replay"]["state_bytes_max"]
+        perf["load_after_replay"] = machine()["loadavg"]
+        print(f"[perf] replay: {perf['replay']}", flush=True)
+    if "stages" in parts:
+        from ._bench_stages import stage_costs
+
+        s = stage_costs(recordings, max_windows=args.perf_windows, ttt_labels=args.perf_labels)
+        flat["stages_ms_per_window"] = {k: s.ms.get(k) for k in ("decode", "window", "filters", "infer",
+                                                                    "ttt_update_per_label")}
+        perf["stages"] = {"ms_per_window": s.ms, **s.extras}
+        perf["load_after_stages"] = machine()["loadavg"]
+        print(f"[perf] stages: {perf['stages']}", flush=True)
+    if "service" in parts:
+        from ._bench_service import run_service
+
+        svc = run_service(recordings, methods, args.perf_calibration, budget_s=args.perf_service_s,
+                          probe_s=args.perf_probe_s, confirm_s=args.perf_confirm_s,
+                          start_beds=args.perf_start_beds, p99_limit_s=args.perf_p99_s)
+        perf["service"] = svc
+        for key in ("beds_per_worker", "latency_p50_s", "latency_p99_s", "worker_msgs_per_s",
+                    "raw_consume_msgs_per_s", "worker_rss_mb"):
+            flat[key] = svc.get(key)
+        perf["load_after_service"] = machine()["loadavg"]
+    perf["wall_s"] = round(time.perf_counter() - t0, 1)
+    print(format_table(flat, perf), flush=True)
+    return {**flat, "perf": perf}
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+TARGETS = {"replay_x_realtime": ">= 1000", "beds_per_worker": ">= 1000", "latency_p99_s": "<= 2 (at N beds)",
+           "ttt_update_per_label": "<= 50 (p99)", "state_bytes_per_patient": "<= 65536", "infer": "<= 1"}
+
+
+def format_table(flat: dict, perf: dict) -> str:
+    m = perf["machine"]
+    lines = [f"bpstream bench perf  {m['date_utc']}  nproc={m['nproc']}  cpu={m['cpu']}  load={m['loadavg']}",
+             f"methods={','.join(perf['methods'])}  calibration={perf['calibration']}", "",
+             f"{'measure':34s} {'value':>12s}   target"]
+    rows = [(k, v) for k, v in flat.items() if k != "stages_ms_per_window"]
+    rows += [(f"stage ms/window: {k}", v) for k, v in (flat.get("stages_ms_per_window") or {}).items()]
+    for k, v in rows:
+        tkey = k.split(": ")[-1]
+        lines.append(f"{k:34s} {_fmt(v):>12s}   {TARGETS.get(tkey, '')}")
+    svc = perf.get("service") or {}
+    if svc.get("fetch_wait_ms"):
+        lines.append(f"fetch wait: worker {svc['fetch_wait_ms']['worker']} ms (faust), "
+                     f"bench reader {svc['fetch_wait_ms']['reader']} ms")
+    return "\n".join(lines)

@@ -1,0 +1,299 @@
+"""Bench parts 3-5, the harness: a loopback broker, a worker process, simulated beds, a reader.
+
+Beds replay records in real time as ``bp.waveforms.v1`` chunks (one 1-s chunk per second per bed,
+distinct patient ids, ECG + PPG + ABP so the worker's arterial calibration schedule applies). A bed
+publishes chunk ``k`` when its second ends (wall clock = stream time); a reader on
+``bp.estimates.v1`` maps each estimate's window end back to the chunk that completed the window, so
+latency = estimate received - that chunk published. Consumer lag (chunks published minus chunks whose
+windows came back) is sampled every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ._records import Recording, iter_chunks
+from ._settings import Settings
+
+__all__ = ["WorkerProcess", "Beds", "EstimateReader", "ProbeResult", "run_probe", "rss_mb"]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+class WorkerProcess:
+    """``bpstream worker`` in its own process (its RSS is the worker's memory)."""
+
+    def __init__(self, settings: Settings, methods: Sequence[str], calibration: str, log_path: Path):
+        self.settings = settings
+        self.methods = tuple(methods)
+        self.calibration = calibration
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        env = dict(os.environ)
+        env.update(BPSTREAM_BROKER=self.settings.broker, BPSTREAM_APP_ID=self.settings.app_id,
+                   BPSTREAM_PARTITIONS=str(self.settings.partitions), BPSTREAM_METHODS=",".join(self.methods),
+                   BPSTREAM_CALIBRATION=self.calibration, BPSTREAM_STORE="memory://", BPSTREAM_LOG_LEVEL="warning",
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "bpstream.stream.cli", "worker"], env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_mb(self) -> float | None:
+        return rss_mb(self.proc.pid) if self.proc is not None else None
+
+    def cpu_s(self) -> float | None:
+        try:
+            parts = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+def _iso_s(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class Beds:
+    """Pre-encoded chunks of records; builds ``bp.waveforms.v1`` messages for any bed and second."""
+
+    def __init__(self, recordings: Sequence[Recording], chunk_s: float = 1.0):
+        from ._codec import encode_channel
+
+        self.chunk_s = chunk_s
+        self.channels: list[list[dict]] = []
+        for rec in recordings:
+            per = []
+            for chunk in iter_chunks(rec, chunk_s):
+                if any(len(x) != round(chunk_s * chunk.fs_hz[r]) for r, x in chunk.signals.items()):
+                    break  # keep whole chunks of the first segment only
+                try:
+                    per.append({r: encode_channel(x, chunk.fs_hz[r]) for r, x in chunk.signals.items()})
+                except ValueError:  # NaN samples cannot travel as float32: end this record here
+                    break
+            if len(per) >= 20:
+                self.channels.append(per)
+        if not self.channels:
+            raise ValueError("no record gives 20 clean chunks")
+
+    def message(self, patient: str, bed: int, k: int, t_start_s: float) -> bytes:
+        from ._codec import dumps
+        from ._schemas import WAVEFORMS, to_iso
+
+        chunks = self.channels[bed % len(self.channels)]
+        doc = {"schema": WAVEFORMS, "patient_id": patient, "seq": k, "start_time": to_iso(t_start_s),
+               "channels": chunks[k % len(chunks)], "bed": f"bed-{bed}"}
+        return dumps(doc)
+
+
+@dataclass
+class Bed:
+    patient: str
+    index: int
+    t0_s: float  # stream (= wall) time of chunk 0's first sample
+    published: list[float] = field(default_factory=list)  # wall time chunk k was sent
+    done_k: int = -1  # highest chunk index whose window came back
+
+
+class EstimateReader:
+    """Reads ``bp.estimates.v1`` from the end; matches estimates to the chunk that completed them."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, fetch_wait_ms: int = 100):
+        self.bootstrap, self.topic, self.partitions, self.fetch_wait_ms = bootstrap, topic, partitions, fetch_wait_ms
+        self.beds: dict[str, Bed] = {}
+        self.latencies: list[tuple[float, float]] = []  # (received wall time, latency s)
+        self.estimates = 0
+        self.unmatched = 0
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.structs import TopicPartition
+
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                         fetch_max_wait_ms=self.fetch_wait_ms, auto_offset_reset="latest",
+                                         max_partition_fetch_bytes=8 * 2**20)
+        await self.consumer.start()
+        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=500, max_records=5000)
+            now = time.time()
+            for records in batches.values():
+                for r in records:
+                    self._one(r.value, now)
+
+    def _one(self, value: bytes, now: float) -> None:
+        self.estimates += 1
+        try:
+            doc = json.loads(value)
+            bed = self.beds.get(doc["patient_id"])
+            t_end = _iso_s(doc["window_end"])
+        except (ValueError, KeyError, TypeError):
+            self.unmatched += 1
+            return
+        if bed is None:
+            self.unmatched += 1
+            return
+        k = int(math.ceil(t_end - bed.t0_s - 1e-3)) - 1  # chunk k covers [t0 + k, t0 + k + 1)
+        if 0 <= k < len(bed.published):
+            self.latencies.append((now, now - bed.published[k]))
+            bed.done_k = max(bed.done_k, k)
+        else:
+            self.unmatched += 1
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.consumer.stop()
+
+
+@dataclass
+class ProbeResult:
+    beds: int
+    duration_s: float
+    measured_from_s: float
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+    latency_max_s: float | None
+    windows: int
+    lag_start: float | None
+    lag_end: float | None
+    lag_slope_per_s: float | None
+    sent: int
+    offered_msgs_per_s: float
+    worker_cpu_pct: float | None
+    worker_rss_mb: float | None
+    p99_limit_s: float = 2.0
+
+    @property
+    def growing(self) -> bool:
+        if self.lag_slope_per_s is None:
+            return True
+        return self.lag_slope_per_s > max(1.0, 0.01 * self.beds)
+
+    @property
+    def ok(self) -> bool:
+        return (self.latency_p99_s is not None and self.latency_p99_s <= self.p99_limit_s and not self.growing
+                and self.windows > 0)
+
+    def as_dict(self) -> dict:
+        d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(self).items()}
+        d["growing_lag"] = self.growing
+        d["ok"] = self.ok
+        return d
+
+
+def _percentile(xs: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(np.asarray(xs), q)) if len(xs) else None
+
+
+async def run_probe(producer, reader: EstimateReader, beds_src: Beds, worker: WorkerProcess, topic: str, tag: str,
+                    n_beds: int, duration_s: float, ramp_s: float, p99_limit_s: float = 2.0,
+                    drain_s: float = 15.0) -> ProbeResult:
+    """``n_beds`` beds join over ``ramp_s`` s and stream for ``duration_s`` s; measured after all joined."""
+    rng = np.random.default_rng(n_beds)
+    start = time.time() + 0.5
+    joins = np.sort(rng.uniform(0.0, ramp_s, n_beds)) if ramp_s > 0 else rng.uniform(0.0, 1.0, n_beds)
+    beds = [Bed(f"bench-{tag}-{i:05d}", i, float(start + j)) for i, j in enumerate(joins)]
+    for b in beds:
+        reader.beds[b.patient] = b
+    end = start + duration_s
+    measured_from = start + ramp_s + 12.0  # after the last bed's first window (10 s) could come back
+    lag_samples: list[tuple[float, float]] = []
+    cpu0, t_cpu0 = worker.cpu_s(), time.time()
+    sent = 0
+    next_sample = start
+    # one pass per second-slot: publish every bed whose chunk is due
+    k_of = np.zeros(n_beds, dtype=np.int64)
+    due = np.array([b.t0_s + 1.0 for b in beds])
+    while True:
+        now = time.time()
+        if now >= end:
+            break
+        ready = np.nonzero(due <= now)[0]
+        for i in ready:
+            b, k = beds[i], int(k_of[i])
+            await producer.send(topic, beds_src.message(b.patient, b.index, k, b.t0_s + k), key=b.patient.encode())
+            b.published.append(time.time())
+            k_of[i] += 1
+            due[i] += 1.0
+            sent += 1
+        if now >= next_sample:
+            next_sample += 1.0
+            if now >= measured_from - 10.0:
+                lag_samples.append((now, float(sum(len(b.published) - (b.done_k + 1) for b in beds))))
+        wait = float(due.min()) - time.time()
+        if wait > 0:
+            await asyncio.sleep(min(wait, 0.02))
+        else:
+            await asyncio.sleep(0)
+    cpu1, t_cpu1 = worker.cpu_s(), time.time()
+    rss = worker.rss_mb()
+    # let the last windows come back (not measured for lag; their latencies count if within the probe)
+    t_stop = time.time()
+    while time.time() - t_stop < drain_s:
+        if all(b.done_k + 2 >= len(b.published) for b in beds):
+            break
+        await asyncio.sleep(0.25)
+    lat = [l for (t_rx, l) in reader.latencies if t_rx >= measured_from]
+    ours = {b.patient for b in beds}
+    for b in beds:
+        reader.beds.pop(b.patient, None)
+    del ours
+    reader.latencies.clear()
+    slope = None
+    steady = [(t, v) for t, v in lag_samples if t >= measured_from]
+    if len(steady) >= 5:
+        ts, vs = np.array(steady).T
+        slope = float(np.polyfit(ts - ts[0], vs, 1)[0])
+    cpu = None if cpu0 is None or cpu1 is None else 100.0 * (cpu1 - cpu0) / (t_cpu1 - t_cpu0)
+    return ProbeResult(n_beds, duration_s, round(measured_from - start, 1), _percentile(lat, 50), _percentile(lat, 99),
+                       max(lat) if lat else None, len(lat), steady[0][1] if steady else None,
+                       steady[-1][1] if steady else None, slope, sent, sent / max(duration_s, 1e-9), cpu, rss,
+                       p99_limit_s)

@@ -1,0 +1,175 @@
+"""Bench part 2: cost per window of each stage of the loop, on real records, one core.
+
+Stages, each timed on its own over the same windows:
+- ``decode``: ``bp.waveforms.v1`` bytes -> chunk (JSON, base64, checks), per window = per chunk x
+  (hop / chunk length), since one window is emitted per hop;
+- ``window``: ``Windower.update`` (causal anti-alias + resampling to 125 Hz, cutting), per window;
+- ``filters``: the step's gates, input quality and the arterial label filter, per window;
+- ``infer``: the population encoder (features + CNN) in batches of 64, per window; ``infer_single``
+  is the same one window at a time (what the step does today), ``head`` the per-patient TTT head;
+- ``ttt_update_per_label``: ``TTTEstimator.learn_one`` per accepted label (p50 and p99), with the
+  unlabeled windows between labels fed through ``learn_unlabeled`` untimed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from bpstream.filters import ChunkError, Window, Windower
+
+from ._bench_replay import one_core
+from ._messages import ChunkMessage
+from ._records import Recording, iter_chunks
+from ._step import Pipeline, PipelineConfig
+
+__all__ = ["StageResult", "stage_costs", "collect_windows"]
+
+
+@dataclass
+class StageResult:
+    ms: dict[str, float | None]
+    extras: dict[str, float | int | str | None]
+
+
+def _ms_per(total_s: float, n: int) -> float | None:
+    return round(1e3 * total_s / n, 4) if n else None
+
+
+def collect_windows(recordings: Sequence[Recording], chunk_s: float, max_windows: int) -> tuple[list, list, float, int]:
+    """Window every record (timing the windower); return windows, their chunks' records, window time, count."""
+    windows: list[Window] = []
+    spent = 0.0
+    for rec in recordings:
+        wd = Windower()
+        chunks = list(iter_chunks(rec, chunk_s))
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            try:
+                windows.extend(wd.update(chunk))
+            except ChunkError:
+                continue
+        spent += time.perf_counter() - t0
+        if len(windows) >= max_windows:
+            break
+    return windows, [], spent, len(windows)
+
+
+def _decode_cost(recording: Recording, chunk_s: float, n: int) -> tuple[float | None, str]:
+    try:
+        from ._codec import decode_waveform, encode_waveform
+    except ImportError:  # pragma: no cover - the codec ships with the service
+        return None, "codec missing"
+    msgs = []
+    for seq, chunk in enumerate(iter_chunks(recording, chunk_s)):
+        msgs.append(encode_waveform("bench-0001", seq, chunk))
+        if len(msgs) >= n:
+            break
+    t0 = time.perf_counter()
+    for m in msgs:
+        decode_waveform(m)
+    per_chunk = (time.perf_counter() - t0) / len(msgs)
+    return per_chunk, f"float32, {len(msgs[0])} bytes per {chunk_s:g} s chunk"
+
+
+def stage_costs(recordings: Sequence[Recording], chunk_s: float = 1.0, hop_s: float = 2.0, max_windows: int = 640,
+                ttt_labels: int = 200, label_every: int = 5, batch: int = 64) -> StageResult:
+    """Time every stage on windows of ``recordings`` (one core)."""
+    ms: dict[str, float | None] = {}
+    ex: dict[str, float | int | str | None] = {"chunk_s": chunk_s, "hop_s": hop_s, "batch": batch}
+    with one_core():
+        per_chunk, note = _decode_cost(recordings[0], chunk_s, 300)
+        ms["decode"] = None if per_chunk is None else round(1e3 * per_chunk * hop_s / chunk_s, 4)
+        ex["decode_note"] = note
+        windows, _, spent, n = collect_windows(recordings, chunk_s, max_windows)
+        ms["window"] = _ms_per(spent, n)
+        ex["windows"] = n
+        # filters: the step's gates (fresh per record so running templates behave as in the step)
+        gates = Pipeline(PipelineConfig()).new_state().gates
+        usable: list[Window] = []
+        labels = []
+        t0 = time.perf_counter()
+        for w in windows:
+            q = gates.input(w)
+            ref = gates.label(w, q) if w.abp is not None else None
+            if q.usable:
+                usable.append(w)
+                labels.append(ref if ref is not None and ref.usable else None)
+        ms["filters"] = _ms_per(time.perf_counter() - t0, len(windows))
+        ex["usable_windows"] = len(usable)
+        ms.update(_model_costs(usable or windows, labels if usable else [None] * len(windows), batch, ttt_labels,
+                               label_every, ex))
+    return StageResult(ms, ex)
+
+
+def _model_costs(windows: list[Window], labels: list, batch: int, ttt_labels: int, label_every: int, ex: dict) -> dict:
+    try:
+        from bpstream.models._population import default_population
+        from bpstream.models._ttt import TTTEstimator
+    except ImportError:  # pragma: no cover - the model ships with the package
+        ex["model_note"] = "population model missing"
+        return {"infer": None, "ttt_update_per_label": None}
+    try:
+        pop = default_population()
+        ex["weights"] = "shipped"
+    except (FileNotFoundError, OSError, ValueError):  # weights not trained yet: same cost, untrained net
+        import torch
+
+        from bpstream.models._net import PopulationNet
+        from bpstream.models._population import Population
+
+        torch.manual_seed(0)
+        pop = Population(PopulationNet())
+        ex["weights"] = "untrained (shipped weights missing)"
+    out: dict[str, float | None] = {}
+    ecg = np.stack([w.ecg for w in windows]).astype(np.float32)
+    ppg = np.stack([w.ppg for w in windows]).astype(np.float32)
+    reps = max(1, -(-256 // len(windows)))
+    ecg, ppg = np.tile(ecg, (reps, 1)), np.tile(ppg, (reps, 1))
+    pop.encode_arrays(ecg[:batch], ppg[:batch])  # warm-up
+    t0, n = time.perf_counter(), 0
+    for a in range(0, len(ecg) - batch + 1, batch):
+        pop.encode_arrays(ecg[a : a + batch], ppg[a : a + batch])
+        n += batch
+    out["infer"] = _ms_per(time.perf_counter() - t0, n)
+    t0, m = time.perf_counter(), min(128, len(ecg))
+    for i in range(m):
+        pop.encode_arrays(ecg[i : i + 1], ppg[i : i + 1])
+    ex["infer_single_ms"] = _ms_per(time.perf_counter() - t0, m)
+    # the TTT estimator over a stream: labels every ``label_every`` usable windows
+    est = TTTEstimator(population=pop)
+    times, head_s, head_n = [], 0.0, 0
+    i = 0
+    while len(times) < ttt_labels and i < 20 * len(windows):
+        w = windows[i % len(windows)]
+        shift = (i // len(windows)) * 1e4  # later passes are later in time
+        w = Window(w.t_start_s + shift, w.t_end_s + shift, w.fs_hz, w.ecg, w.ppg, w.abp, w.segment)
+        label = labels[i % len(labels)]
+        i += 1
+        if label is not None and i % label_every == 0:
+            from dataclasses import replace
+
+            label = replace(label, t_s=w.t_end_s)
+            t0 = time.perf_counter()
+            est.learn_one(w, label)
+            times.append(time.perf_counter() - t0)
+        else:
+            if len(est.lab_y_):
+                t0 = time.perf_counter()
+                est.predict_one(w)
+                head_s += time.perf_counter() - t0
+                head_n += 1
+            est.learn_unlabeled(w)
+    if times:
+        arr = 1e3 * np.asarray(times)
+        out["ttt_update_per_label"] = round(float(np.percentile(arr, 99)), 3)
+        ex["ttt_update_ms_p50"] = round(float(np.percentile(arr, 50)), 3)
+        ex["ttt_update_ms_p99"] = round(float(np.percentile(arr, 99)), 3)
+        ex["ttt_labels"] = len(times)
+    else:
+        out["ttt_update_per_label"] = None
+    ex["predict_one_ttt_ms"] = _ms_per(head_s, head_n)
+    return out
