@@ -204,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
                 results.append(record_quality(path, args.hop_s))
             except (RecordError, ChunkError) as exc:  # a bad record is reported, the others still count
                 skipped[path.name] = str(exc)
+        if not results:
+            raise BpstreamError("no usable record: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     except BpstreamError as exc:
         print(f"bpstream quality: {exc}", file=sys.stderr)
         return 2
