@@ -75,12 +75,14 @@ def abp_beats(abp, sampling_rate: float = 125.0, onsets: np.ndarray | None = Non
     """Per-beat pressures of every complete beat (onset to next onset); see :class:`Beats`."""
     x = as_1d(abp)
     fs = float(sampling_rate) if np.isfinite(sampling_rate) and sampling_rate > 0 else 0.0
-    on = abp_onsets(x, fs) if onsets is None else np.asarray(onsets, dtype=np.int64).reshape(-1)
+    if onsets is None:
+        on = abp_onsets(x, fs)  # strictly increasing, inside the input
+    else:
+        on = np.asarray(onsets, dtype=np.int64).reshape(-1)
+        on = np.unique(on[(on >= 0) & (on < x.shape[0])])
     if on.size < 2 or fs <= 0:
         return Beats.empty()
     n = x.shape[0]
-    on = on[(on >= 0) & (on < n)]
-    on = np.unique(on)
     if on.size < 2:
         return Beats.empty()
     start, stop = on[:-1], on[1:]
@@ -97,8 +99,9 @@ def abp_beats(abp, sampling_rate: float = 125.0, onsets: np.ndarray | None = Non
     hit = np.flatnonzero(seg == sbp[beat_id])
     sys_idx = start.copy()
     if hit.size:
-        first_beat, first_pos = np.unique(beat_id[hit], return_index=True)
-        sys_idx[first_beat] = hit[first_pos] + on[0]
+        b = beat_id[hit]  # non-decreasing: the first hit of each beat is where the beat id changes
+        first = np.flatnonzero(np.concatenate(([True], b[1:] != b[:-1])))
+        sys_idx[b[first]] = hit[first] + on[0]
     # diastolic pressure: minimum within +-50 ms of the onset, never past the systolic peak
     m = max(1, int(round(_FOOT_SEARCH_S * fs)))
     idx = start[:, None] + np.arange(-m, m + 1)[None, :]

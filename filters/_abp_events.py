@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view as sw
 from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
 from ._types import Reason
@@ -143,15 +144,14 @@ def offset_steps(sbp: np.ndarray, dbp: np.ndarray, mean: np.ndarray) -> np.ndarr
     n = mean.shape[0]
     if n < 2 * h + 1:
         return np.zeros(0, dtype=np.int64)
-    from numpy.lib.stride_tricks import sliding_window_view as sw
-
-    def med(v, w):
-        return np.median(sw(v, w), axis=1)
+    def med(v, w):  # running medians of w beats (w even): mean of the two middle values
+        srt = np.sort(sw(v, w), axis=1)
+        return 0.5 * (srt[:, w // 2 - 1] + srt[:, w // 2])
 
     m8, s8, d8 = med(mean, h), med(sbp, h), med(dbp, h)
-    m2 = med(mean, 2)
-    wm = sw(mean, h)
-    mad = np.median(np.abs(wm - m8[:, None]), axis=1)  # spread of each 8-beat side
+    m2 = 0.5 * (mean[1:] + mean[:-1])
+    dev = np.sort(np.abs(sw(mean, h) - m8[:, None]), axis=1)
+    mad = 0.5 * (dev[:, h // 2 - 1] + dev[:, h // 2])  # spread of each 8-beat side
     k = np.arange(h, n - h)
     pre, post = k - h, k + 1
     step = m8[post] - m8[pre]
@@ -180,7 +180,9 @@ def upstroke_rate_hz(x: np.ndarray, sampling_rate: float, p2p: np.ndarray) -> fl
     pp = float(np.median(p2p))
     if not pp > 0 or x.shape[0] < 3:
         return float("nan")
-    return float(np.percentile(np.diff(x), 99) * sampling_rate / pp)
+    d = np.diff(x)
+    k = int(0.99 * (d.shape[0] - 1))
+    return float(np.partition(d, k)[k] * sampling_rate / pp)
 
 
 def is_damped(

@@ -40,13 +40,15 @@ def ppg_abp_correlation(
     band = (f >= C["band_lo_hz"]) & (f <= max(hi, C["band_lo_hz"] + 0.5))
     A = np.fft.rfft(a, nfft) * band
     B = np.fft.rfft(b, nfft) * band
-    af = np.fft.irfft(A, nfft)[:n]
-    bf = np.fft.irfft(B, nfft)[:n]
-    ea, eb = float(af @ af), float(bf @ bf)
-    if ea <= 0 or eb <= 0:
+    w = np.full(f.shape[0], 2.0)  # Parseval weights of a one-sided spectrum
+    w[0] = 1.0
+    if nfft % 2 == 0:
+        w[-1] = 1.0
+    ea = float(w @ (A.real**2 + A.imag**2)) / nfft
+    eb = float(w @ (B.real**2 + B.imag**2)) / nfft
+    if not (ea > 0 and eb > 0):
         return float("nan")
-    Af, Bf = np.fft.rfft(af, nfft), np.fft.rfft(bf, nfft)
-    c = np.fft.irfft(Bf * np.conj(Af), nfft)  # c[k] = sum af[i] bf[i + k]
+    c = np.fft.irfft(B * np.conj(A), nfft)  # c[k] = sum a[i] b[i + k], both band-limited
     c = np.concatenate((c[-lag:], c[: lag + 1])) if lag > 0 else c[:1]
     return float(np.max(c) / np.sqrt(ea * eb))
 

@@ -54,6 +54,16 @@ _T, _S, _D, _M, _O, _P = range(6)  # beat buffer columns: onset time, SBP, DBP, 
 _VERSION = 1
 
 
+def _median(v: np.ndarray) -> float:
+    """Median of a small 1-D array without np.median's overhead."""
+    n = v.shape[0]
+    k = n // 2
+    if n % 2:
+        return float(np.partition(v, k)[k])
+    p = np.partition(v, (k - 1, k))
+    return float(0.5 * (p[k - 1] + p[k]))
+
+
 class LabelFilter:
     """Per-patient arterial label filter (river style: parameters in ``__init__``, learned state ends in ``_``).
 
@@ -170,7 +180,7 @@ class LabelFilter:
         good, flags = self._jsqi(beats, prev[-1:])
         # offset steps over the carried beats and this window's beats
         if len(beats):
-            seq = np.concatenate((prev[-16:, [_S, _D, _M, _T]], np.c_[beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, tb]))
+            seq = np.concatenate((prev[-16:, [_S, _D, _M, _T]], np.column_stack((beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, tb))))
             for k in offset_steps(seq[:, 0], seq[:, 1], seq[:, 2]):
                 self._mask(Reason.ABP_OFFSET_STEP, seq[k, 3], seq[min(k + 1, len(seq) - 1), 3])
         self._append(beats, tb)
@@ -183,7 +193,7 @@ class LabelFilter:
         else:
             map_w = float(x.mean())
         up = upstroke_rate_hz(x, fs, p2p)
-        if pref and is_damped(float(np.median(p2p)), map_w, up, pref[3], pref[2], pref[4]):
+        if pref and is_damped(_median(p2p), map_w, up, pref[3], pref[2], pref[4]):
             ok = 30.0 <= map_w <= 200.0
             why = [Reason.ABP_DAMPED] if ok else [Reason.ABP_DAMPED, Reason.ABP_BEATS_IMPLAUSIBLE]
             return self._ref(None, None, map_w, ok, why, t1, beats, good)
@@ -198,10 +208,10 @@ class LabelFilter:
         if n_good == 0:
             return self._ref(None, None, None, False, why, t1, beats, good)
         g = good
-        sbp = float(np.median(beats.sbp_mmhg[g]))
-        dbp = float(np.median(beats.dbp_mmhg[g]))
-        mp = float(np.median(beats.map_mmhg[g]))
-        hr = float(60.0 / np.median(beats.period_s[g]))
+        sbp = _median(beats.sbp_mmhg[g])
+        dbp = _median(beats.dbp_mmhg[g])
+        mp = _median(beats.map_mmhg[g])
+        hr = 60.0 / _median(beats.period_s[g])
         extras = {"pp_mmhg": sbp - dbp}
         if not why:
             if hr_agrees(hr, ecg_hr_bpm) is False:
@@ -223,7 +233,7 @@ class LabelFilter:
         n = len(beats)
         phys = ~beats.good
         noise = beats.neg_slope_mmhg_s < J["neg_slope_mmhg_s"]
-        cols = np.c_[beats.sbp_mmhg, beats.dbp_mmhg, beats.onset_mmhg, beats.period_s]
+        cols = np.column_stack((beats.sbp_mmhg, beats.dbp_mmhg, beats.onset_mmhg, beats.period_s))
         if prev.shape[0]:
             cols = np.concatenate((prev[:, [_S, _D, _O, _P]], cols))
         d = np.abs(np.diff(cols, axis=0))
@@ -246,7 +256,7 @@ class LabelFilter:
         new = tb > last + 0.1
         if not new.any():
             return
-        rows = np.c_[tb, beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, beats.onset_mmhg, beats.period_s][new]
+        rows = np.column_stack((tb, beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, beats.onset_mmhg, beats.period_s))[new]
         allb = np.concatenate((self.beats_[: self.n_beats_], rows))[-self.beats_.shape[0] :]
         self.beats_[:] = np.nan
         self.beats_[: allb.shape[0]] = allb
