@@ -30,6 +30,21 @@ def causal_sos(kind: str, low_hz: float, high_hz: float, order: int, fs_hz: floa
     return signal.butter(order, hi, btype="lowpass", output="sos", fs=fs_hz)
 
 
+_ZI_CACHE: dict[bytes, np.ndarray] = {}
+
+
+def _sosfilt_zi(sos: np.ndarray) -> np.ndarray:
+    """``signal.sosfilt_zi(sos)``, cached by the sections' bytes (it solves a linear system per call)."""
+    key = np.ascontiguousarray(sos, dtype=np.float64).tobytes()
+    zi = _ZI_CACHE.get(key)
+    if zi is None:
+        if len(_ZI_CACHE) >= 256:
+            _ZI_CACHE.clear()
+        zi = _ZI_CACHE[key] = signal.sosfilt_zi(sos)
+        zi.setflags(write=False)
+    return zi
+
+
 def filt(sos: np.ndarray, x: np.ndarray, pad_n: int = 0) -> np.ndarray:
     """Causal ``sosfilt`` along the last axis, started in steady state on each row's first sample.
 
@@ -43,7 +58,7 @@ def filt(sos: np.ndarray, x: np.ndarray, pad_n: int = 0) -> np.ndarray:
     if pad_n > 0:
         head = 2.0 * x[..., :1] - x[..., pad_n:0:-1]
         x = np.concatenate((head, x), axis=-1)
-    zi = signal.sosfilt_zi(sos)  # (n_sections, 2)
+    zi = _sosfilt_zi(sos)  # (n_sections, 2)
     zi = zi[:, None, :] * x[..., 0][None, :, None]
     y, _ = signal.sosfilt(sos, x, axis=-1, zi=zi)
     return y[..., pad_n:] if pad_n > 0 else y
