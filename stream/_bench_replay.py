@@ -3,7 +3,9 @@
 The loop is the very ``Pipeline.step`` that ``bpstream validate`` and the worker run (input and label
 filters, every estimator's predict, calibrations, test-time training), fed the records' own chunks.
 Records are read before the clock starts (reading is reported apart); the clock covers chunking and
-stepping only, on one core (torch and BLAS limited to one thread).
+stepping only, on one core (torch and BLAS limited to one thread). ``x_realtime`` is record seconds
+over wall seconds; ``x_realtime_cpu`` over the process's CPU seconds (what a dedicated core would
+give on a machine shared with other load).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import numpy as np
 
 from bpstream.filters import ChunkError
 
-from ._estimators import available_methods, resolver
+from ._estimators import available_methods
 from ._messages import ChunkMessage
 from ._records import Recording, iter_chunks, list_records, read_record
 from ._schedule import Schedule
 from ._step import Pipeline, PipelineConfig
 
-__all__ = ["ReplayResult", "one_core", "replay_speed", "service_methods", "state_bytes", "load_recordings"]
+__all__ = ["ReplayResult", "one_core", "replay_speed", "service_methods", "state_bytes", "load_recordings", "factories",
+           "population_or_stand_in"]
 
 # the product's default first (what a service publishes); the estimators that exist are used
 PREFERRED = ("ttt", "offset", "frozen", "carry_forward", "mean")
@@ -54,6 +57,38 @@ def service_methods() -> tuple[str, ...]:
     """The method a service publishes: the most capable estimator that is registered."""
     got = available_methods(PREFERRED)
     return got[:1] or ("carry_forward",)
+
+
+def population_or_stand_in():
+    """The shipped population model, or (weights not trained yet) an untrained one of the same shape.
+
+    Returns ``(population, note)``. Costs do not depend on the weights' values.
+    """
+    from bpstream.models._population import Population, default_population
+
+    try:
+        return default_population(), "shipped"
+    except (FileNotFoundError, OSError, ValueError):
+        import torch
+
+        from bpstream.models._net import PopulationNet
+
+        torch.manual_seed(0)
+        return Population(PopulationNet()), "untrained stand-in (shipped weights missing)"
+
+
+def factories(methods: Sequence[str]) -> tuple[dict, str]:
+    """Estimator factories for ``methods``; model estimators share one population (as the default does)."""
+    from bpstream.models import make_estimator
+
+    model_methods = {"frozen", "offset", "ttt"}
+    note = "n/a"
+    pop = None
+    if model_methods & set(methods):
+        pop, note = population_or_stand_in()
+    out = {m: ((lambda m=m: make_estimator(m, population=pop)) if m in model_methods else (lambda m=m: make_estimator(m)))
+           for m in methods}
+    return out, note
 
 
 def state_bytes(pipeline: Pipeline, state) -> int | None:
@@ -86,8 +121,10 @@ class ReplayResult:
     windows: int = 0
     record_s: float = 0.0
     wall_s: float = 0.0
+    cpu_s: float = 0.0
     read_s: float = 0.0
     state_bytes: list[int] = field(default_factory=list)
+    weights: str = "n/a"
 
     @property
     def x_realtime(self) -> float:
@@ -95,10 +132,11 @@ class ReplayResult:
 
     def as_dict(self) -> dict:
         sb = self.state_bytes
-        return {"methods": list(self.methods), "calibration": self.calibration, "chunk_s": self.chunk_s,
+        return {"methods": list(self.methods), "weights": self.weights, "calibration": self.calibration, "chunk_s": self.chunk_s,
                 "records": self.records, "windows": self.windows, "record_s": round(self.record_s, 1),
                 "wall_s": round(self.wall_s, 3), "read_s": round(self.read_s, 3),
-                "x_realtime": round(self.x_realtime, 1),
+                "x_realtime": round(self.x_realtime, 1), "cpu_s": round(self.cpu_s, 3),
+                "x_realtime_cpu": round(self.record_s / self.cpu_s, 1) if self.cpu_s > 0 else None,
                 "ms_per_window": round(1e3 * self.wall_s / self.windows, 4) if self.windows else None,
                 "state_bytes_median": int(np.median(sb)) if sb else None,
                 "state_bytes_max": int(max(sb)) if sb else None}
@@ -112,18 +150,17 @@ def replay_speed(recordings: Sequence[Recording], methods: Sequence[str] | None 
     """
     methods = tuple(methods) if methods else service_methods()
     config = PipelineConfig(methods=methods, arterial_schedule=Schedule.parse(calibration))
-    factories_for = resolver(methods, None)
-    result = ReplayResult(methods, calibration, chunk_s)
+    facts, result_note = factories(methods)
+    result = ReplayResult(methods, calibration, chunk_s, weights=result_note)
     with one_core():
         # warm-up outside the clock: build the estimators once (weights load, lazy imports)
         if recordings:
-            warm = Pipeline(config, factories_for(recordings[0].name))
-            warm.new_state()
+            Pipeline(config, facts).new_state()
         for rec in recordings:
             if result.wall_s >= budget_s:
                 break
-            pipeline = Pipeline(config, factories_for(rec.name))
-            t0 = time.perf_counter()
+            pipeline = Pipeline(config, facts)
+            t0, c0 = time.perf_counter(), time.process_time()
             state = None
             for seq, chunk in enumerate(iter_chunks(rec, chunk_s)):
                 try:
@@ -132,6 +169,7 @@ def replay_speed(recordings: Sequence[Recording], methods: Sequence[str] | None 
                     continue
                 result.windows += sum(1 for o in outputs if hasattr(o, "estimates"))
             result.wall_s += time.perf_counter() - t0
+            result.cpu_s += time.process_time() - c0
             result.records += 1
             result.record_s += rec.duration_s
             if state is not None:
