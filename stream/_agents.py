@@ -175,30 +175,98 @@ def _set_current_event(event: Any) -> None:
     _current_event.set(weakref.ref(event))
 
 
+class _Held:
+    """Commands waiting for their partition's waveforms to catch up (event-time merge of two topics)."""
+
+    def __init__(self, hold_s: float):
+        self.hold_s = hold_s
+        self.events: list[tuple[float, Any]] = []  # (wall deadline, event)
+
+    def add(self, event: Any) -> None:
+        event.message.incref()  # keeps its offset uncommitted until we ack it after processing
+        self.events.append((time.monotonic() + self.hold_s, event))
+
+    def release(self, partition: int | None = None, timestamp: float | None = None, *, expired: bool = False,
+                all_: bool = False) -> list[Any]:
+        now = time.monotonic()
+        out, keep = [], []
+        for deadline, ev in self.events:
+            m = ev.message
+            due = all_ or (expired and deadline <= now) or (
+                partition is not None and m.partition == partition and (m.timestamp or 0.0) <= (timestamp or 0.0))
+            (out if due else keep).append((deadline, ev))
+        self.events = keep
+        return [ev for _, ev in out]
+
+
 def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sinks: Any = None) -> Any:
     """Define the agent; ``sinks`` (name -> object with ``async send(key=, value=)``) replaces the output
-    topics in unit tests."""
+    topics in unit tests.
+
+    Waveforms and commands come from two topics whose relative order Kafka does not keep. A command
+    is therefore held until a waveform of its partition published after it arrives (Kafka record
+    timestamps), or for at most ``command_hold_s``; it is then processed before that waveform. So a
+    command meets the stream where its sender put it: a replay's calibration lands on the window
+    ``validate`` puts it on, and a command sent right after a patient's first chunk is not mistaken
+    for one about an unknown patient. Held commands stay uncommitted until processed.
+    """
     settings = processor.settings
     outputs = sinks or {"estimates": topics.estimates, "events": topics.events, "deadletter": topics.deadletter}
+    held = _Held(settings.command_hold_s)
+    lock = asyncio.Lock()  # the agent and the hold timer never process at the same time
+    current: dict[str, Any] = {}
+
+    async def handle(events: list[Any]) -> list[Result]:
+        items = []
+        for ev in events:
+            _set_current_event(ev)
+            msg = ev.message
+            items.append(Item(msg.topic, msg.partition, msg.offset, ev.key, ev.value,
+                              table.get(ev.key) if ev.key is not None else None))
+        results = await asyncio.get_running_loop().run_in_executor(None, processor.process_batch, items)
+        for ev, result in zip(events, results):
+            _set_current_event(ev)
+            if result.new_state is not None:
+                table[ev.key] = result.new_state
+            for kind, key, value in result.sends:
+                await outputs[kind].send(key=key, value=value)
+        return results
+
+    async def ack(events: list[Any]) -> None:
+        stream = current.get("stream")
+        for ev in events:
+            if stream is not None:
+                await stream.ack(ev)
 
     @app.agent(topics.inputs, name="bpstream.patients", concurrency=1)
     async def patients(stream: Any) -> Any:
-        loop = asyncio.get_running_loop()
+        current["stream"] = stream
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            items = []
-            for ev in events:
-                _set_current_event(ev)
-                msg = ev.message
-                items.append(Item(msg.topic, msg.partition, msg.offset, ev.key, ev.value,
-                                  table.get(ev.key) if ev.key is not None else None))
-            results = await loop.run_in_executor(None, processor.process_batch, items)
-            for ev, result in zip(events, results):
-                _set_current_event(ev)
-                if result.new_state is not None:
-                    table[ev.key] = result.new_state
-                for kind, key, value in result.sends:
-                    await outputs[kind].send(key=key, value=value)
+            async with lock:
+                ordered, released = [], held.release(expired=True)
+                ordered += released
+                for ev in events:
+                    if ev.message.topic == settings.topic_commands:
+                        held.add(ev)
+                        continue
+                    now_due = held.release(ev.message.partition, ev.message.timestamp)
+                    released += now_due
+                    ordered += now_due + [ev]
+                results = await handle(ordered) if ordered else []
+                await ack(released)
+            for result in results:
                 yield result
+            for ev in events:
+                if ev.message.topic == settings.topic_commands:
+                    yield None  # held: test_context's put() waits for one value per message
+
+    @app.timer(interval=max(0.1, settings.command_hold_s / 4))
+    async def release_held() -> None:
+        async with lock:
+            due = held.release(expired=True)
+            if due:
+                await handle(due)
+                await ack(due)
 
     @app.timer(interval=30.0)
     async def report_counts() -> None:
@@ -206,4 +274,5 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
         if counts:
             log.info("counts: %s", dict(sorted(counts.items())))
 
+    patients.held = held  # for tests: release everything with ``held.release(all_=True)``
     return patients

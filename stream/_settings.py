@@ -52,6 +52,7 @@ class Settings:
     session_timeout_s: float = 10.0
     methods: tuple[str, ...] = ("carry_forward",)  # the first is published
     calibration: str = "off"  # arterial calibration from the stream's ABP: off | once | every:N
+    command_hold_s: float = 3.0  # a command waits at most this long for its partition's waveforms
     batch_max: int = 16  # micro-batch: at most this many messages per executor call
     batch_within_s: float = 0.05  # ... gathered for at most this long
     max_chunk_bytes: int = 1_000_000  # a waveform message larger than this is dead-lettered
@@ -92,6 +93,16 @@ class Settings:
         if not self.bootstrap_servers:
             raise SettingsError("BPSTREAM_BROKER is empty")
         return self
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce this object (fields that differ from the defaults)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != f.default and value is not None:
+                var = "BPSTREAM_DATA" if f.name == "data_dir" else _PREFIX + f.name.upper()
+                out[var] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return out
 
     # -- derived ------------------------------------------------------------------------------------
     @property

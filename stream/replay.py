@@ -127,8 +127,10 @@ def _command(patient: str, cmd: Calibrate, issued_at_s: float) -> bytes:
 
 def replay(settings: Settings, paths: Sequence[Path], *, speed: float = 1.0, patients: int | None = None,
            calibration: str = "once", start_s: float | None = None, with_abp: bool = True,
-           t_from_s: float = 0.0, t_to_s: float | None = None, producer=None, quiet: bool = True) -> ReplayStats:
-    """Publish the records; returns what was sent. ``t_from_s``/``t_to_s`` replay part of each record."""
+           t_from_s: float = 0.0, t_to_s: float | None = None, producer=None, quiet: bool = True,
+           ids: Sequence[str] | None = None) -> ReplayStats:
+    """Publish the records; returns what was sent. ``t_from_s``/``t_to_s`` replay part of each record;
+    ``ids`` names the patients (default: record names, looped as ``name.k``)."""
     from ._topics import ensure_topics
     from ._topics import producer as make_producer
 
@@ -138,6 +140,7 @@ def replay(settings: Settings, paths: Sequence[Path], *, speed: float = 1.0, pat
     names = [p.name for p in paths]
     streams = []
     for order, (patient, idx) in enumerate(patient_ids(names, patients)):
+        patient = ids[order] if ids is not None else patient
         stats.patients[patient] = names[idx]
         streams.append(_messages(paths[idx], patient, order, settings, schedule, start_s, with_abp, t_from_s, t_to_s))
     ensure_topics(settings)
