@@ -38,8 +38,9 @@ EVENT_THRESHOLDS = {
     "sampling_min_s": 2.0,  # non-pulsatile this long, not at zero: blood sampling if
     "sampling_ramp_mmhg_s": 2.0,  # ramping at least this fast, or
     "sampling_above_sbp_mmhg": 20.0,  # or held above systole by this much (flush-bag pressure); else flat
-    "step_min_mmhg": 10.0,  # offset step: MAP shifts by at least this much between 8-beat medians,
+    "step_min_mmhg": 15.0,  # offset step: MAP shifts by at least this much between 8-beat medians,
     "step_tol_mmhg": 5.0,  # SBP and DBP shift by the same amount within this tolerance,
+    "step_pp_ratio": 0.25,  # and pulse pressure changes by at most this fraction of the step,
     "damped_pp_ratio": 0.6,  # over-damping: pulse pressure below this fraction of the patient's own,
     "damped_map_tol_mmhg": 10.0,  # MAP within max(this, 15 %) of the patient's own,
     "damped_min_pp_mmhg": 5.0,  # still pulsatile,
@@ -134,7 +135,8 @@ def offset_steps(sbp: np.ndarray, dbp: np.ndarray, mean: np.ndarray) -> np.ndarr
     """Indices k of beats where SBP, DBP and MAP step together and stay there.
 
     Medians of the 8 beats before k and of the 8 beats after k (beat k may straddle the step and is left
-    out) differ by >= 10 mmHg in MAP, by the same amount within 5 mmHg in SBP and DBP, and the change is
+    out) differ by >= 15 mmHg in MAP, by the same amount within 5 mmHg in SBP and DBP (pulse pressure
+    within a quarter of the step), and the change is
     abrupt: the 2-beat medians next to k already differ by >= 75 % of the step, and each side is steady
     (median absolute deviation <= a quarter of the step). Respiratory swings, ectopy and gradual
     haemodynamic changes do not pass.
@@ -160,6 +162,7 @@ def offset_steps(sbp: np.ndarray, dbp: np.ndarray, mean: np.ndarray) -> np.ndarr
         (np.abs(step) >= T["step_min_mmhg"])
         & (np.abs((s8[post] - s8[pre]) - step) <= T["step_tol_mmhg"])
         & (np.abs((d8[post] - d8[pre]) - step) <= T["step_tol_mmhg"])
+        & (np.abs((s8[post] - s8[pre]) - (d8[post] - d8[pre])) <= T["step_pp_ratio"] * np.abs(step))
         & (jump * np.sign(step) >= 0.75 * np.abs(step))
         & (mad[pre] <= np.abs(step) / 4)
         & (mad[post] <= np.abs(step) / 4)
