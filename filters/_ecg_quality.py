@@ -17,6 +17,7 @@ Measures, per window of an (n_windows, n_samples) array in mV:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -63,7 +64,12 @@ def _detector_a(x: np.ndarray, sampling_rate: float) -> Beats:
     d = np.zeros_like(bp)
     d[:, 1:] = np.diff(bp, axis=1)
     mwi = moving_mean(d * d, int(round(0.15 * fs)))
-    thr = 0.3 * np.percentile(mwi, 98, axis=1) if mwi.shape[1] else np.zeros(mwi.shape[0])
+    t = mwi.shape[1]
+    if t:
+        k = int(0.98 * (t - 1))
+        thr = 0.3 * np.partition(mwi, k, axis=1)[:, k]
+    else:
+        thr = np.zeros(mwi.shape[0])
     thr = np.maximum(thr, 1e-12)
     return pick_peaks(mwi, thr, int(round(0.2 * fs)))
 
@@ -94,16 +100,24 @@ def ecg_peaks(ecg: np.ndarray, sampling_rate: float = 125.0) -> tuple[Beats, Bea
     return refine(a, qrs, lo, hi), refine(b, qrs, lo, hi)
 
 
+@lru_cache(maxsize=16)
+def _bas_bands(t: int, fs: float) -> tuple[np.ndarray, int, int]:
+    """Hann window and the number of rfft bins at or below 1 Hz and 40 Hz."""
+    f = np.fft.rfftfreq(t, d=1.0 / fs)
+    return np.hanning(t)[None, :], int(np.sum(f <= 1.0)), int(np.sum(f <= 40.0))
+
+
 def bas_sqi(ecg: np.ndarray, sampling_rate: float = 125.0) -> np.ndarray:
     """1 - power(0-1 Hz) / power(0-40 Hz) of the raw ECG per window (mean removed, Hann)."""
     n, t = ecg.shape
     if t < 4:
         return np.full(n, np.nan)
+    win, n_low, n_tot = _bas_bands(t, float(sampling_rate))
     x = ecg - ecg.mean(axis=1, keepdims=True)
-    p = np.abs(np.fft.rfft(x * np.hanning(t)[None, :], axis=1)) ** 2
-    f = np.fft.rfftfreq(t, d=1.0 / float(sampling_rate))
-    low = p[:, f <= 1.0].sum(axis=1)
-    tot = p[:, f <= 40.0].sum(axis=1)
+    spec = np.fft.rfft(x * win, axis=1)[:, :n_tot]
+    p = spec.real**2 + spec.imag**2
+    low = p[:, :n_low].sum(axis=1)
+    tot = p.sum(axis=1)
     with np.errstate(all="ignore"):
         return np.where(tot > 0, 1.0 - low / tot, np.nan)
 

@@ -142,12 +142,13 @@ def measure_input(ecg: object, ppg: object, sampling_rate: float = 125.0, thresh
 
 
 def _lt(a: np.ndarray, b: float) -> np.ndarray:
-    """a < b, with NaN counting as failing (True)."""
-    return ~(np.nan_to_num(a, nan=-np.inf) >= b)
+    """Fails "a >= b": True where a < b or a is NaN."""
+    return ~(a >= b)
 
 
 def _gt(a: np.ndarray, b: float) -> np.ndarray:
-    return ~(np.nan_to_num(a, nan=np.inf) <= b)
+    """Fails "a <= b": True where a > b or a is NaN."""
+    return ~(a <= b)
 
 
 def ppg_rule_flags(m: InputMeasures, th: QualityThresholds, ppg_tcorr: np.ndarray) -> np.ndarray:
@@ -155,10 +156,10 @@ def ppg_rule_flags(m: InputMeasures, th: QualityThresholds, ppg_tcorr: np.ndarra
     pq = m.ppg
     return np.stack(
         [
-            ~(np.nan_to_num(pq.skewness, nan=-np.inf) > th.ppg_skewness_min),
+            ~(pq.skewness > th.ppg_skewness_min),
             _lt(pq.hr_bpm, th.hr_min_bpm) | _gt(pq.hr_bpm, th.hr_max_bpm),
-            ~(np.nan_to_num(pq.max_gap_s, nan=np.inf) < th.max_gap_s),
-            ~(np.nan_to_num(pq.rr_ratio, nan=np.inf) < th.rr_ratio_max),
+            ~(pq.max_gap_s < th.max_gap_s),
+            ~(pq.rr_ratio < th.rr_ratio_max),
             _lt(ppg_tcorr, th.ppg_template_min),
         ],
         axis=1,
@@ -195,10 +196,10 @@ def _flags(m: InputMeasures, th: QualityThresholds, tc: np.ndarray, ref: np.ndar
         [
             _lt(eq.bsqi, th.bsqi_min),
             _lt(eq.hr_bpm, th.hr_min_bpm) | _gt(eq.hr_bpm, th.hr_max_bpm),
-            ~(np.nan_to_num(eq.max_gap_s, nan=np.inf) < th.max_gap_s),
-            ~(np.nan_to_num(eq.rr_ratio, nan=np.inf) < th.rr_ratio_max),
+            ~(eq.max_gap_s < th.max_gap_s),
+            ~(eq.rr_ratio < th.rr_ratio_max),
             _lt(eq.template_corr, th.ecg_template_min),
-            ~(np.nan_to_num(eq.kurtosis, nan=-np.inf) > th.ecg_kurtosis_min),
+            ~(eq.kurtosis > th.ecg_kurtosis_min),
             _lt(eq.bas_sqi, th.bas_sqi_min),
         ],
         axis=1,

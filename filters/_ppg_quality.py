@@ -108,9 +108,9 @@ def ppg_quality(ppg: np.ndarray, sampling_rate: float = 125.0) -> PpgQuality:
         amp[rs[starts]] = 0.5 * (ps[starts + (c - 1) // 2] + ps[starts + c // 2])
     else:
         amp = np.full(n, np.nan)
-    if t:
-        fallback = np.percentile(bp, 99, axis=1) - np.percentile(bp, 1, axis=1)
-        amp = np.where(np.isfinite(amp), amp, fallback)
+    miss = ~np.isfinite(amp)
+    if t and miss.any():  # windows without a complete beat: robust peak-to-peak of the pulse band
+        amp[miss] = np.percentile(bp[miss], 99, axis=1) - np.percentile(bp[miss], 1, axis=1)
     return PpgQuality(
         hr_bpm=rr.hr_bpm,
         n_beats=rr.n_beats,
