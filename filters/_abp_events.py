@@ -77,7 +77,7 @@ def abp_events(
     ref_sbp_mmhg: float | None = None,
     p2p: np.ndarray | None = None,
 ) -> list[AbpEvent]:
-    """Flush, clipping, zeroing, blood-sampling and flat-line events in one finite window of arterial pressure (mmHg).
+    """Flush, clipping, zeroing, blood-sampling and flat-line events in one finite window (mmHg).
 
     ``ref_sbp_mmhg``: the patient's recent systolic reference; without one, the window's own median
     rolling maximum stands in.

@@ -117,7 +117,8 @@ def cuff_reference(
 
 
 def _id_hash(command_id) -> int:
-    return struct.unpack("<q", hashlib.blake2b(str(command_id).encode("utf-8", "surrogatepass"), digest_size=8).digest())[0]
+    raw = str(command_id).encode("utf-8", "surrogatepass")
+    return struct.unpack("<q", hashlib.blake2b(raw, digest_size=8).digest())[0]
 
 
 class CuffFilter:
@@ -133,7 +134,9 @@ class CuffFilter:
         self.seen_ = np.zeros(int(remember), dtype=np.int64)
         self.n_seen_ = 0
 
-    def update(self, reading: CuffReading, stream_t_s: float, window_start_s=None, window_end_s=None) -> Reference:
+    def update(
+        self, reading: CuffReading, stream_t_s: float, window_start_s=None, window_end_s=None
+    ) -> Reference:
         ref = cuff_reference(
             reading,
             stream_t_s=stream_t_s,

@@ -53,7 +53,9 @@ def ppg_abp_correlation(
     return float(np.max(c) / np.sqrt(ea * eb))
 
 
-def hr_agrees(abp_hr_bpm: float | None, ecg_hr_bpm: float | None, tol_bpm: float | None = None) -> bool | None:
+def hr_agrees(
+    abp_hr_bpm: float | None, ecg_hr_bpm: float | None, tol_bpm: float | None = None
+) -> bool | None:
     """True/False when both heart rates are known and finite; None when the check cannot be made."""
     if abp_hr_bpm is None or ecg_hr_bpm is None:
         return None

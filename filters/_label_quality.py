@@ -65,7 +65,7 @@ def _median(v: np.ndarray) -> float:
 
 
 class LabelFilter:
-    """Per-patient arterial label filter (river style: parameters in ``__init__``, learned state ends in ``_``).
+    """Per-patient arterial label filter (river style: ``__init__`` stores parameters, state ends in ``_``).
 
     ``update(window, ecg_hr_bpm=None, ppg=True) -> Reference``. Causal: only past windows shape the state.
     State (numpy arrays and scalars only, about 2 KB as bytes): the last ``buffer_beats`` beats, a few
@@ -135,7 +135,8 @@ class LabelFilter:
         return self
 
     def patient_reference(self, t_s: float) -> tuple[float, float, float, float, float] | None:
-        """Median (SBP, DBP, MAP, PP, upstroke rate) of the accepted references of the last ``ref_max_age_s``; None if < 3."""
+        """Median (SBP, DBP, MAP, PP, upstroke rate) of the accepted references of the last
+        ``ref_max_age_s``; None with fewer than 3."""
         r = self.refs_[: self.n_refs_]
         r = r[r[:, 0] >= t_s - self.ref_max_age_s]
         if r.shape[0] < 3:
@@ -169,9 +170,7 @@ class LabelFilter:
     def _update(self, x, fs, t0, t1, ecg_hr_bpm, ppg, window) -> Reference:
         pref = self.patient_reference(t1)
         p2p = pulsatility_mmhg(x, fs)
-        events = abp_events(
-            x, fs, ref_sbp_mmhg=pref[0] if pref else None, p2p=p2p
-        )
+        events = abp_events(x, fs, ref_sbp_mmhg=pref[0] if pref else None, p2p=p2p)
         for ev in events:
             self._mask(ev.reason, t0 + ev.start_s, t0 + ev.end_s)
         beats = abp_beats(x, fs)
@@ -180,11 +179,13 @@ class LabelFilter:
         good, flags = self._jsqi(beats, prev[-1:])
         # offset steps over the carried beats and this window's beats
         if len(beats):
-            seq = np.concatenate((prev[-16:, [_S, _D, _M, _T]], np.column_stack((beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, tb))))
+            cur = np.column_stack((beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, tb))
+            seq = np.concatenate((prev[-16:, [_S, _D, _M, _T]], cur))
             for k in offset_steps(seq[:, 0], seq[:, 1], seq[:, 2]):
                 self._mask(Reason.ABP_OFFSET_STEP, seq[k, 3], seq[min(k + 1, len(seq) - 1), 3])
         self._append(beats, tb)
-        reasons = [r for i, r in enumerate(_MASKED) if self.mask_start_s_[i] < t1 and self.mask_until_s_[i] > t0]
+        active = (self.mask_start_s_ < t1) & (self.mask_until_s_ > t0)
+        reasons = [r for r, a in zip(_MASKED, active) if a]
         if reasons:
             return self._ref(None, None, None, False, reasons, t1, beats, good)
         # over-damping: MAP only
@@ -242,7 +243,11 @@ class LabelFilter:
         if not prev.shape[0]:
             b2b = np.concatenate(([False], b2b)) if n else np.zeros(0, bool)
         b2b = b2b[-n:] if n else np.zeros(0, bool)
-        flags = {Reason.ABP_BEATS_IMPLAUSIBLE: phys, Reason.ABP_SLOPE_NOISE: noise, Reason.ABP_BEAT_TO_BEAT: b2b}
+        flags = {
+            Reason.ABP_BEATS_IMPLAUSIBLE: phys,
+            Reason.ABP_SLOPE_NOISE: noise,
+            Reason.ABP_BEAT_TO_BEAT: b2b,
+        }
         return ~(phys | noise | b2b), flags
 
     def _buffer_before(self, t_s: float) -> np.ndarray:
@@ -256,7 +261,8 @@ class LabelFilter:
         new = tb > last + 0.1
         if not new.any():
             return
-        rows = np.column_stack((tb, beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, beats.onset_mmhg, beats.period_s))[new]
+        cols = (tb, beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, beats.onset_mmhg, beats.period_s)
+        rows = np.column_stack(cols)[new]
         allb = np.concatenate((self.beats_[: self.n_beats_], rows))[-self.beats_.shape[0] :]
         self.beats_[:] = np.nan
         self.beats_[: allb.shape[0]] = allb
