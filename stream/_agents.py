@@ -164,6 +164,13 @@ def _model_info(method: str) -> dict:
             "weights_sha256": getattr(est, "weights_sha256", None)}
 
 
+def _worker_id() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _set_current_event(event: Any) -> None:
     """Point faust's current-event context at ``event`` before touching the table.
 
@@ -215,6 +222,7 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
     held = _Held(settings.command_hold_s)
     lock = asyncio.Lock()  # the agent and the hold timer never process at the same time
     current: dict[str, Any] = {}
+    headers = {"bpstream-worker": _worker_id().encode()}  # which process published it (no patient data)
 
     async def handle(events: list[Any]) -> list[Result]:
         items = []
@@ -229,7 +237,7 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
             if result.new_state is not None:
                 table[ev.key] = result.new_state
             for kind, key, value in result.sends:
-                await outputs[kind].send(key=key, value=value)
+                await outputs[kind].send(key=key, value=value, headers=headers)
         return results
 
     async def ack(events: list[Any]) -> None:

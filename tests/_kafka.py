@@ -86,6 +86,7 @@ def read_topic(settings: Settings, topic: str, until: Callable[[list[dict]], boo
                 for r in record:
                     doc = json.loads(r.value)
                     doc["_key"], doc["_partition"], doc["_offset"] = r.key.decode(), r.partition, r.offset
+                    doc["_worker"] = dict(r.headers or []).get("bpstream-worker", b"").decode()
                     docs.append(doc)
     finally:
         c.close()

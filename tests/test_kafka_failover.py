@@ -1,0 +1,111 @@
+"""Two workers in one consumer group split the partitions; when one is killed (SIGKILL, no goodbye),
+the other takes over its patients, restores their state from the changelog and continues.
+
+This run uses the worker's own arterial schedule (``--calibration once``: labels from the ABP in the
+stream) and a replay without calibration commands, the second way to run a validation through Kafka.
+Every window is compared with the in-process ``validate`` loop; what differs must be one of the
+documented failover effects (README, "What can be lost on failover"), each named below.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ._data import record
+from ._kafka import WorkerProcess, read_topic, settings_for
+from .test_kafka_service import START_S, in_process
+from bpstream.stream._schemas import from_iso
+from bpstream.stream.replay import replay
+
+pytestmark = pytest.mark.kafka
+
+# patient ids picked so that murmur2(key) % 4 covers partitions 0, 1, 2, 3
+PATIENTS = {"a555l-3": "a555l", "f362s-11": "f362s", "v370s-0": "v370s", "b330s-2": "b330s"}
+SPLIT_S = 150.0  # seconds of each record replayed before the kill
+
+
+def _estimates(settings, expected_ends: dict[str, set[float]], timeout_s: float = 120.0) -> list[dict]:
+    def done(docs):
+        seen: dict[str, set[float]] = {}
+        for d in docs:
+            seen.setdefault(d["patient_id"], set()).add(round(from_iso(d["window_end"]) - START_S, 3))
+        return all(ends <= seen.get(p, set()) for p, ends in expected_ends.items())
+
+    return read_topic(settings, settings.topic_estimates, done, timeout_s=timeout_s)
+
+
+def test_failover_to_the_surviving_worker_restores_state_and_continues(tansu, tmp_path):
+    settings = settings_for(tansu, "fo", calibration="once")
+    runs = {p: in_process(r) for p, r in PATIENTS.items()}
+    paths = [record(r) for r in PATIENTS.values()]
+    a = WorkerProcess(settings, tmp_path, "a")
+    b = WorkerProcess(settings, tmp_path, "b")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        time.sleep(2.0)  # let the group settle after the second join
+        replay(settings, paths, speed=0, calibration="off", start_s=START_S, t_to_s=SPLIT_S, ids=list(PATIENTS))
+        # windows completed by the first part: their end is at most SPLIT_S
+        first = {p: {round(w.t_end_s, 3) for w in r.windows if w.t_end_s <= SPLIT_S} for p, r in runs.items()}
+        docs = _estimates(settings, first)
+        owner = {}
+        for d in docs:
+            owner[d["patient_id"]] = d["_worker"]  # the newest publisher of each patient
+        pids = {p: int(w.rsplit(":", 1)[1]) for p, w in owner.items()}
+        assert set(pids.values()) == {a.process.pid, b.process.pid}, f"partitions not split: {pids}"
+        on_a = [p for p, pid in pids.items() if pid == a.process.pid]
+
+        a.kill()
+        t_kill = time.monotonic()
+        replay(settings, paths, speed=0, calibration="off", start_s=START_S, t_from_s=SPLIT_S, ids=list(PATIENTS))
+        all_ends = {p: {round(w.t_end_s, 3) for w in r.windows} for p, r in runs.items()}
+        # windows lost on failover never arrive; wait for the last window of every patient instead
+        last = {p: {max(ends)} for p, ends in all_ends.items()}
+        docs = _estimates(settings, last, timeout_s=150.0)
+        takeover_s = time.monotonic() - t_kill
+    finally:
+        a.stop()
+        b.stop()
+
+    assert "Traceback" not in b.log(), b.log()[-3000:]
+    report = []
+    for patient, run in runs.items():
+        mine = [d for d in docs if d["patient_id"] == patient]
+        by_end: dict[float, list[dict]] = {}
+        for d in mine:
+            by_end.setdefault(round(from_iso(d["window_end"]) - START_S, 3), []).append(d)
+        after = [d for d in mine if from_iso(d["window_end"]) - START_S > SPLIT_S + 10]
+        assert after and all(int(d["_worker"].rsplit(":", 1)[1]) == b.process.pid for d in after)
+        missing = []
+        for w in run.windows:
+            t = round(w.t_end_s, 3)
+            if t not in by_end:
+                missing.append(t)
+                continue
+            est = w.estimates["carry_forward"]
+            for d in by_end[t]:  # duplicates (at-least-once re-processing) must agree with validate too
+                assert d["validity"] == est.validity.value, (patient, t, d["validity"], est)
+                for q, v in (("sbp", est.sbp_mmhg), ("dbp", est.dbp_mmhg), ("map", est.map_mmhg)):
+                    got = d[q]["value"] if d[q] else None
+                    assert (got is None) == (v is None) and (v is None or abs(got - v) <= 1e-6), (patient, t, q)
+        # state restored, not restarted: the per-patient sequence continues where the killed worker
+        # left it (a fresh state would start again at 1) and the calibration learned before the kill
+        # is still there
+        if not missing:
+            assert sorted({d["seq"] for d in mine}) == [w.seq for w in run.windows]
+        assert min(d["seq"] for d in after) > 1
+        assert all(d["calibration"]["count"] >= 1 for d in after if any(w.labels for w in run.windows))
+        if missing:
+            # named difference: windows lost on failover. Only the patients of the killed worker may lose
+            # any, only around the kill, and only the window span of one stream reset: the survivor's
+            # restored state was a changelog record or two behind (Tansu's ListOffsets under-reports the
+            # end) or the killed worker's last outputs were never flushed, so the windower met a gap in
+            # time, started a new segment, and the next window ends window_s after it.
+            assert patient in on_a, (patient, missing)
+            assert all(SPLIT_S - 20 <= t <= SPLIT_S + 30 for t in missing), (patient, missing)
+            assert len(missing) <= 10, (patient, missing)
+            report.append(f"{patient}: {len(missing)} windows lost at {min(missing):g}-{max(missing):g} s")
+    print(f"takeover + rest of replay: {takeover_s:.1f} s; patients on the killed worker: {on_a}; "
+          + ("; ".join(report) or "no window lost"))
