@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bpstream.filters import InputFilter, Reason, Reference, Window
+from bpstream.filters import InputFilter, LabelFilter, Reason, Reference, Window, cuff_plausibility
 
 if TYPE_CHECKING:
     from ._messages import Calibrate
@@ -34,12 +34,14 @@ class Gates:
     def __init__(self, sampling_rate: float = 125.0):
         self.sampling_rate = sampling_rate
         self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
+        self.label_filter_ = LabelFilter(sampling_rate=sampling_rate)
 
     def state_dict(self) -> dict:
-        return {"input": self.input_filter_.state_dict()}
+        return {"input": self.input_filter_.state_dict(), "label": self.label_filter_.to_bytes()}
 
     def load_state_dict(self, state: dict) -> None:
         self.input_filter_.load_state_dict(state["input"])
+        self.label_filter_ = LabelFilter.from_bytes(state["label"], sampling_rate=self.sampling_rate)
 
     def input(self, window: Window) -> InputVerdict:
         q = self.input_filter_.update(window.ecg, window.ppg)
@@ -53,19 +55,27 @@ class Gates:
         )
 
     def label(self, window: Window, quality: InputVerdict) -> Reference:
-        from bpstream.filters._abp import abp_reference  # TODO(lead): LabelFilter when it lands
-
-        return abp_reference(window.abp, sampling_rate=self.sampling_rate, t_s=window.t_end_s)
+        """The arterial label of the window: jSQI on a rolling beat buffer, event masks, cross-checks
+        against the ECG heart rate and (when the PPG passed its own quality) the PPG waveform."""
+        return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None)
 
     def cuff(self, cmd: "Calibrate", stream_t_s: float | None, horizon_s: float) -> tuple[Reference | None, Reason | None]:
-        sbp, dbp, mp = cmd.sbp_mmhg, cmd.dbp_mmhg, cmd.map_mmhg
-        if not (40 <= sbp <= 260 and 20 <= dbp <= 160 and sbp - dbp >= 10) or (mp is not None and not dbp <= mp <= sbp):
-            return None, Reason.CUFF_IMPLAUSIBLE
+        """A calibration command's label, or None and the reason it is rejected.
+
+        Hard plausibility limits only (hypotension is kept); a reading further than ``horizon_s`` ahead of
+        the patient's stream is rejected as future; nearer ones wait for their window in the step. MAP
+        stays None when the reading gave none (an arterial MAP is an area mean; we do not invent one).
+        """
+        why = cuff_plausibility(cmd.sbp_mmhg, cmd.dbp_mmhg, cmd.map_mmhg)
+        if why:
+            return None, why[0]
+        if not np.isfinite(cmd.measured_at_s):
+            return None, Reason.CUFF_STALE
         if stream_t_s is not None and cmd.measured_at_s > stream_t_s + horizon_s:
             return None, Reason.CUFF_FUTURE
-        if mp is None:
-            mp = dbp + (sbp - dbp) / 3.0
-        return Reference(float(sbp), float(dbp), float(mp), usable=True, t_s=cmd.measured_at_s, source=cmd.source), None
+        mp = None if cmd.map_mmhg is None else float(cmd.map_mmhg)
+        return Reference(float(cmd.sbp_mmhg), float(cmd.dbp_mmhg), mp, usable=True, t_s=float(cmd.measured_at_s),
+                         source=cmd.source), None
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -46,7 +46,7 @@ def _chunks(seconds: float, chunk_s: float = 2.0, t0: float = 0.0, sbp_jump_at: 
     ppg = nk.ppg_simulate(duration=seconds, sampling_rate=FS, heart_rate=70, random_state=0, motion_amplitude=0,
                           powerline_amplitude=0, burst_amplitude=0, drift=0, ibi_randomness=0)[:n]
     t = np.arange(n) / FS
-    pulse = np.exp(-(((t * 70 / 60) % 1.0 - 0.2) ** 2) / 0.005)
+    pulse = (ppg - ppg.min()) / (ppg.max() - ppg.min())  # an arterial pulse shaped like the PPG
     hi = np.where(t >= sbp_jump_at, 160.0, 120.0) if sbp_jump_at is not None else 120.0
     abp = 70 + (hi - 70) * pulse
     step = int(chunk_s * FS)
