@@ -104,6 +104,24 @@ def test_real_nan_gaps_and_flat_ppg():
     assert not q.ppg_usable[t >= 160].any()
 
 
+def test_every_input_detector_fires_on_real_records():
+    """Each reason (bar the two no-signal ones and two rare PPG ones, injected below) occurs on real
+    ICU data: removing any detector makes this fail."""
+    from bpstream.filters._input_quality import ALL_REASONS
+
+    seen: set[Reason] = set()
+    for name in ("b330s", "v370s", "v222s", "b387l", "a345l", "a123l", "v743l"):
+        e, p, _ = record_windows(name)
+        seen.update(r for rs in InputFilter(sampling_rate=FS).update(e, p).reasons for r in rs)
+    rare = {Reason.ECG_MISSING, Reason.PPG_MISSING, Reason.PPG_GAP, Reason.PPG_HR_IMPLAUSIBLE}
+    assert set(ALL_REASONS) - rare <= seen, set(ALL_REASONS) - rare - seen
+
+
+def test_empty_windows_are_missing():
+    q = input_quality(np.zeros((2, 0)), np.zeros((2, 0)), sampling_rate=FS)
+    assert all(Reason.ECG_MISSING in rs and Reason.PPG_MISSING in rs for rs in q.reasons)
+
+
 # ---------------------------------------------------------------- injected artifacts (ECG)
 def _ecg_with(artifact) -> InputQuality:
     x, y = clean_window()
