@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bpstream.filters import InputFilter, LabelFilter, Reason, Reference, Window, cuff_plausibility
+from bpstream.filters import InputFilter, LabelFilter, Reason, Reference, Window, abp_reference, cuff_plausibility
 
 if TYPE_CHECKING:
     from ._messages import Calibrate
@@ -31,8 +31,9 @@ class InputVerdict:
 class Gates:
     """Per-patient quality gates (their running state lives here, learned attributes end in ``_``)."""
 
-    def __init__(self, sampling_rate: float = 125.0):
+    def __init__(self, sampling_rate: float = 125.0, label_mode: str = "full"):
         self.sampling_rate = sampling_rate
+        self.label_mode = label_mode  # "full": LabelFilter; "basic": per-window jSQI limits only (for comparison)
         self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
         self.label_filter_ = LabelFilter(sampling_rate=sampling_rate)
 
@@ -56,7 +57,10 @@ class Gates:
 
     def label(self, window: Window, quality: InputVerdict) -> Reference:
         """The arterial label of the window: jSQI on a rolling beat buffer, event masks, cross-checks
-        against the ECG heart rate and (when the PPG passed its own quality) the PPG waveform."""
+        against the ECG heart rate and (when the PPG passed its own quality) the PPG waveform.
+        ``label_mode="basic"`` keeps only the foundation gate (jSQI physiological limits per window)."""
+        if self.label_mode == "basic":
+            return abp_reference(window.abp, sampling_rate=self.sampling_rate, t_s=window.t_end_s)
         return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None)
 
     def cuff(self, cmd: "Calibrate", stream_t_s: float | None, horizon_s: float) -> tuple[Reference | None, Reason | None]:

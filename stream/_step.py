@@ -48,6 +48,7 @@ class PipelineConfig:
     future_horizon_s: float = 600.0  # a reading further ahead of the stream is rejected
     questionable_after_s: float = 4 * 3600.0  # calibration older than this -> questionable
     max_seen_commands: int = 256
+    label_filter: str = "full"  # "full" (LabelFilter) or "basic" (jSQI limits per window only)
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Pipeline:
         return PatientState(
             windower=Windower(c.window_s, c.hop_s, c.fs_hz),
             estimators=estimators,
-            gates=_gates.Gates(sampling_rate=c.fs_hz),
+            gates=_gates.Gates(sampling_rate=c.fs_hz, label_mode=c.label_filter),
         )
 
     def dumps(self, state: PatientState) -> bytes:

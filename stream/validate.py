@@ -28,13 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-s", type=float, default=2.0, help="chunk length the records are cut into")
     p.add_argument("--json", dest="json_path", help="write the results document here")
     p.add_argument("--plot", help="write per-record and Bland-Altman PNGs into this folder")
+    p.add_argument("--label-filter", choices=("full", "basic"), default="full",
+                   help="full label-quality filters (default) or only the per-window jSQI limits, for comparison")
     p.add_argument("--broker", help="replay through Kafka at this broker instead of in-process")
     p.set_defaults(func=run)
 
 
 def protocol(args: argparse.Namespace, config: PipelineConfig) -> dict:
     return {"calibration": str(config.arterial_schedule), "window_s": config.window_s, "hop_s": config.hop_s,
-            "fs_hz": config.fs_hz, "chunk_s": args.chunk_s, "folds": args.folds, "transport": "kafka" if args.broker else "in-process"}
+            "fs_hz": config.fs_hz, "label_filter": config.label_filter, "chunk_s": args.chunk_s, "folds": args.folds, "transport": "kafka" if args.broker else "in-process"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if schedule.kind == "off":
             raise BpstreamError("validate needs a calibration schedule (once or every:N)")
         methods = tuple(args.methods.split(",")) if args.methods else available_methods(DEFAULT_METHODS)
-        config = PipelineConfig(methods=methods, arterial_schedule=schedule)
+        config = PipelineConfig(methods=methods, arterial_schedule=schedule, label_filter=args.label_filter)
         paths = list_records(args.paths, args.records.split(",") if args.records else None)
         if args.broker:
             from ._kafka_validate import validate_via_kafka
