@@ -162,7 +162,13 @@ class CuffFilter:
 
     @classmethod
     def from_bytes(cls, data: bytes, **params) -> "CuffFilter":
-        size, k = struct.unpack_from("<ii", data)
+        """Rebuild from :meth:`to_bytes`; malformed bytes raise ValueError."""
+        try:
+            size, k = struct.unpack_from("<ii", data)
+        except (struct.error, TypeError) as e:
+            raise ValueError("CuffFilter state: not a state blob") from e
+        if not (0 < size <= 65536 and 0 <= k <= size) or len(data) != 8 + 8 * k:
+            raise ValueError("CuffFilter state: wrong size")
         self = cls(remember=size, **params)
         self.seen_[:k] = np.frombuffer(data, dtype="<i8", offset=8, count=k)
         self.n_seen_ = k

@@ -119,10 +119,16 @@ class LabelFilter:
 
     @classmethod
     def from_bytes(cls, data: bytes, **params) -> "LabelFilter":
-        version, nb, nr, nm = struct.unpack_from("<4i", data)
-        if version != _VERSION or nm != len(_MASKED):
+        """Rebuild from :meth:`to_bytes`; malformed or foreign bytes raise ValueError."""
+        try:
+            version, nb, nr, nm = struct.unpack_from("<4i", data)
+        except (struct.error, TypeError) as e:
+            raise ValueError("LabelFilter state: not a state blob") from e
+        if version != _VERSION or nm != len(_MASKED) or not (0 < nb <= 4096 and 0 < nr <= 4096):
             raise ValueError(f"LabelFilter state version {version} not supported")
         v = np.frombuffer(data, dtype="<f8", offset=16).astype(np.float64)
+        if v.shape[0] != 5 + 2 * nm + nb * 6 + nr * 6:
+            raise ValueError("LabelFilter state: wrong length")
         self = cls(buffer_beats=nb, ref_windows=nr, **params)
         self.n_beats_, self.n_refs_, self.segment_ = int(v[0]), int(v[1]), int(v[2])
         self.last_t_start_s_, self.last_t_end_s_ = float(v[3]), float(v[4])

@@ -79,6 +79,9 @@ def test_duplicates_and_state():
         small.update(CuffReading(f"id{i}", 100.0, 110, 60), 100.0)
     assert small.update(CuffReading("id0", 100.0, 110, 60), 100.0).usable  # forgotten after 2 newer ids
     assert len(small.to_bytes()) < 64
+    for bad in (b"", b"abc", small.to_bytes()[:-1]):
+        with pytest.raises(ValueError):
+            CuffFilter.from_bytes(bad)
 
 
 def _numerics(pattern: str):

@@ -304,6 +304,9 @@ def test_state_roundtrip_and_size():
     for k, v in vars(a).items():
         if k.endswith("_"):
             assert isinstance(v, (np.ndarray, int, float)), k
+    for bad in (b"", b"xyz", blob[:-8], b"\x09" + blob[1:]):
+        with pytest.raises(ValueError):
+            LabelFilter.from_bytes(bad)
 
 
 def test_causal_and_duplicate_window_idempotent():
