@@ -32,8 +32,8 @@ class CausalResampler:
     """Resample one channel from ``fs_in_hz`` to ``fs_out_hz``, chunk by chunk.
 
     Learned state (ends in ``_``): filter state, last filtered sample, input and output counts.
-    NaN samples pass through as NaN (they poison the filter state until the segment resets, which
-    the windower does on a gap; the quality filters reject windows with NaN).
+    Non-finite samples come out as NaN and reset the filter: it restarts, settled on the next finite
+    sample, so a NaN gap spoils only the windows that overlap it (the quality filters reject those).
     """
 
     def __init__(self, fs_in_hz: float, fs_out_hz: float = 125.0):
@@ -55,13 +55,7 @@ class CausalResampler:
             self.n_out_ += m
             return x.copy()
         sos = _antialias_sos(self.fs_in_hz, self.fs_out_hz)
-        if sos is not None:
-            if self.zi_ is None:
-                x0 = x[0] if np.isfinite(x[0]) else 0.0
-                self.zi_ = signal.sosfilt_zi(sos) * x0
-            y, self.zi_ = signal.sosfilt(sos, x, zi=self.zi_)
-        else:
-            y = x
+        y = self._filter(sos, x) if sos is not None else x
         # output k sits at input position k * ratio; it is complete once that position is <= last index
         ratio = self.fs_in_hz / self.fs_out_hz
         first_idx = self.n_in_ - 1  # index of self.last_ (or -1 at segment start)
@@ -90,3 +84,20 @@ class CausalResampler:
         self.n_in_ += m
         self.n_out_ = int(k_end) if ks.size else self.n_out_
         return out
+
+    def _filter(self, sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(x)
+        if finite.all() and self.zi_ is not None:
+            y, self.zi_ = signal.sosfilt(sos, x, zi=self.zi_)
+            return y
+        # split into runs of finite / non-finite samples; restart the filter after each non-finite run
+        y = np.full(x.shape[0], np.nan)
+        edges = np.flatnonzero(np.diff(finite.astype(np.int8))) + 1
+        for a, b in zip(np.r_[0, edges], np.r_[edges, x.shape[0]]):
+            if not finite[a]:
+                self.zi_ = None
+                continue
+            if self.zi_ is None:
+                self.zi_ = signal.sosfilt_zi(sos) * x[a]
+            y[a:b], self.zi_ = signal.sosfilt(sos, x[a:b], zi=self.zi_)
+        return y

@@ -96,3 +96,20 @@ def test_125_hz_mimic_record_passes_through_and_resets_between_segments():
     ws = [x for c in iter_chunks(rec, 2.0) for x in w.update(c)]
     assert len(ws) == 1 + (14 - 10) // 2  # 1750 samples = 14 s
     np.testing.assert_allclose(ws[0].ppg, rec.segments[0].signals["ppg"][:1250].astype(np.float32))
+
+
+@settings(max_examples=25, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=40 * 250), max_size=30))
+def test_a_nan_gap_spoils_only_the_windows_that_overlap_it(cuts):
+    fs = 250.0
+    sig = _stream(fs, 40.0)
+    sig["ecg"] = sig["ecg"].copy()
+    sig["ecg"][int(5 * fs): int(6 * fs)] = np.nan  # a 1-s dropout
+    reference = _windows(sig, fs, [])
+    got = _windows(sig, fs, cuts)
+    assert len(got) == len(reference)
+    for a, b in zip(reference, got):
+        np.testing.assert_array_equal(a.ecg, b.ecg)
+    bad = [w for w in reference if not np.isfinite(w.ecg).all()]
+    assert bad and all(w.t_start_s < 6.1 for w in bad)  # later windows are clean again
+    assert np.isfinite(reference[-1].ecg).all()
