@@ -8,6 +8,8 @@ window, and calibrations, malformed messages and duplicates must behave as docum
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
 import json
 import math
 import time
@@ -34,6 +36,7 @@ RECORDS = ("a555l", "f362s", "v370s", "b330s")
 START_S = 1_780_000_000.0  # record second 0 on the wire (a whole second: times stay exact)
 
 
+@functools.lru_cache(maxsize=None)
 def in_process(name: str, schedule: str = "once"):
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse(schedule))
     return replay_record(record(name), config)
@@ -200,8 +203,30 @@ def test_malformed_messages_are_dead_lettered_or_ignored_while_others_flow(servi
     # the duplicate chunk did not advance anything; the extra cuff reading at 95 s (170/90) did
     # change the estimates after it, which the in-process run without it cannot know: compare up to it
     early = [d for d in docs if from_iso(d["window_end"]) - start <= 95.0]
-    run.windows = [w for w in run.windows if w.t_end_s <= 95.0]
+    run = dataclasses.replace(run, windows=[w for w in run.windows if w.t_end_s <= 95.0])
     problems = compare(early, run, start, [e for e in events if e["type"] == "calibration_accepted"])
     assert not problems, "\n".join(problems[:5])
     later = [d for d in docs if from_iso(d["window_end"]) - start > 100.0 and d["validity"] == "valid"]
     assert later and all(d["sbp"]["value"] == 170.0 for d in later)
+
+
+def test_validate_through_kafka_scores_like_in_process(service):
+    """``bpstream validate --broker``: same metrics and JSON as the in-process run."""
+    import argparse
+
+    from bpstream.stream._kafka_validate import validate_via_kafka
+    from bpstream.stream._replay_local import score_results
+    from bpstream.stream._report import ScoreSheet
+
+    settings, worker, _ = service
+    config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("once"))
+    paths = [record("f362s")]
+    args = argparse.Namespace(broker=settings.broker, chunk_s=2.0)
+    sheet = validate_via_kafka(args, config, paths, settings=settings, timeout_s=120.0)
+    local = ScoreSheet(("carry_forward",))
+    for path in paths:
+        score_results(local, replay_record(path, config))
+    protocol = {"calibration": "once"}
+    via_kafka, in_proc = sheet.to_json(protocol), local.to_json(protocol)
+    assert via_kafka["windows"] == in_proc["windows"] > 100  # f362s: 146 windows, calibrated at 30 s
+    assert via_kafka["methods"] == in_proc["methods"]
