@@ -80,15 +80,20 @@ def abp_events(
     """Flush, clipping, zeroing, blood-sampling and flat-line events in one finite window (mmHg).
 
     ``ref_sbp_mmhg``: the patient's recent systolic reference; without one, the window's own median
-    rolling maximum stands in.
+    rolling maximum stands in. Input with non-finite samples gets no events (it is rejected as ABP_NAN).
     """
-    T = EVENT_THRESHOLDS
-    x = np.asarray(abp, dtype=np.float64)
+    x = np.asarray(abp, dtype=np.float64).reshape(-1)
     fs = float(sampling_rate)
+    if x.shape[0] < 4 or not fs > 0 or not np.isfinite(x).all():
+        return []
+    with np.errstate(all="ignore"):
+        return _events(x, fs, ref_sbp_mmhg, p2p)
+
+
+def _events(x: np.ndarray, fs: float, ref_sbp_mmhg: float | None, p2p: np.ndarray | None) -> list[AbpEvent]:
+    T = EVENT_THRESHOLDS
     n = x.shape[0]
     events: list[AbpEvent] = []
-    if n < 4 or not fs > 0:
-        return events
     pp = pulsatility_mmhg(x, fs) if p2p is None else p2p
     w = max(3, int(round(T["pulse_window_s"] * fs)))
     if ref_sbp_mmhg is None:

@@ -31,7 +31,14 @@ def ppg_abp_correlation(
     n = min(a.shape[0], b.shape[0])
     if not fs > 0 or n < 8 or not (np.isfinite(a[:n]).all() and np.isfinite(b[:n]).all()):
         return float("nan")
-    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+    with np.errstate(all="ignore"):
+        return _corr(a[:n], b[:n], fs, hr_bpm, max_lag_s)
+
+
+def _corr(a: np.ndarray, b: np.ndarray, fs: float, hr_bpm, max_lag_s) -> float:
+    C = CROSSMODAL_THRESHOLDS
+    n = a.shape[0]
+    a, b = a - a.mean(), b - b.mean()
     lag = int(round((C["max_lag_s"] if max_lag_s is None else max_lag_s) * fs))
     lag = min(lag, n - 1)
     nfft = 1 << int(np.ceil(np.log2(n + lag + 1)))
@@ -46,11 +53,12 @@ def ppg_abp_correlation(
         w[-1] = 1.0
     ea = float(w @ (A.real**2 + A.imag**2)) / nfft
     eb = float(w @ (B.real**2 + B.imag**2)) / nfft
-    if not (ea > 0 and eb > 0):
+    if not (0 < ea < np.inf and 0 < eb < np.inf):
         return float("nan")
     c = np.fft.irfft(B * np.conj(A), nfft)  # c[k] = sum a[i] b[i + k], both band-limited
     c = np.concatenate((c[-lag:], c[: lag + 1])) if lag > 0 else c[:1]
-    return float(np.max(c) / np.sqrt(ea * eb))
+    r = float(np.max(c) / np.sqrt(ea) / np.sqrt(eb))
+    return r if np.isfinite(r) else float("nan")
 
 
 def hr_agrees(

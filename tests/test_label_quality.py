@@ -352,3 +352,20 @@ def test_never_raises_same_types(x, t0, ecg_hr, use_ppg):
     assert isinstance(LabelFilter.from_bytes(lf.to_bytes()), LabelFilter)
     none = lf.update(Window(t0, t0 + 10, FS, np.zeros(4, np.float32), np.zeros(4, np.float32), None))
     assert none.reasons == (Reason.ABP_MISSING,)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    x=hnp.arrays(np.float64, st.integers(0, 1600), elements=st.floats(allow_nan=True, allow_infinity=True)),
+    p=hnp.arrays(np.float64, st.integers(0, 1600), elements=st.floats(allow_nan=True, allow_infinity=True)),
+    fs=st.sampled_from([0.0, 1.0, 50.0, 125.0, 250.0, float("nan")]),
+    hr=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+)
+def test_event_and_crossmodal_functions_never_raise(x, p, fs, hr):
+    from bpstream.filters import AbpEvent, abp_events, ppg_abp_correlation
+
+    c = ppg_abp_correlation(p, x, fs, hr_bpm=hr)
+    assert isinstance(c, float) and (np.isnan(c) or -1.01 <= c <= 1.01)
+    if np.isfinite(x).all():
+        ev = abp_events(x, fs)
+        assert isinstance(ev, list) and all(isinstance(e, AbpEvent) for e in ev)
