@@ -96,9 +96,16 @@ def run_bench(args: argparse.Namespace) -> dict:
         perf["load_after_stages"] = machine()["loadavg"]
         print(f"[perf] stages: {perf['stages']}", flush=True)
     if "service" in parts:
+        from ._bench_replay import population_or_stand_in
         from ._bench_service import run_service
 
-        svc = run_service(recordings, methods, args.perf_calibration, budget_s=args.perf_service_s,
+        svc_methods = methods
+        if {"frozen", "offset", "ttt"} & set(methods) and population_or_stand_in()[1] != "shipped":
+            # the worker loads the shipped weights itself; without them every window would dead-letter
+            svc_methods = ("carry_forward",)
+            perf["service_methods_note"] = "shipped weights missing: the worker ran carry_forward"
+        perf["service_methods"] = list(svc_methods)
+        svc = run_service(recordings, svc_methods, args.perf_calibration, budget_s=args.perf_service_s,
                           probe_s=args.perf_probe_s, confirm_s=args.perf_confirm_s,
                           start_beds=args.perf_start_beds, p99_limit_s=args.perf_p99_s)
         perf["service"] = svc

@@ -51,11 +51,10 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "WorkerProcess":
-        env = dict(os.environ)
-        env.update(BPSTREAM_BROKER=self.settings.broker, BPSTREAM_APP_ID=self.settings.app_id,
-                   BPSTREAM_PARTITIONS=str(self.settings.partitions), BPSTREAM_METHODS=",".join(self.methods),
-                   BPSTREAM_CALIBRATION=self.calibration, BPSTREAM_STORE="memory://", BPSTREAM_LOG_LEVEL="warning",
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BPSTREAM_")}
+        env.update(self.settings.replace(methods=self.methods, calibration=self.calibration, store="memory://",
+                                         log_level="warning").to_env())
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "bpstream.stream.cli", "worker"], env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -222,8 +221,16 @@ class ProbeResult:
         return (self.latency_p99_s is not None and self.latency_p99_s <= self.p99_limit_s and not self.growing
                 and self.windows > 0)
 
+    @property
+    def worker_cpu_ms_per_msg(self) -> float | None:
+        """Worker CPU per chunk message (all its threads): what one dedicated core's capacity follows from."""
+        if self.worker_cpu_pct is None or self.offered_msgs_per_s <= 0:
+            return None
+        return 10.0 * self.worker_cpu_pct / self.offered_msgs_per_s
+
     def as_dict(self) -> dict:
         d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(self).items()}
+        d["worker_cpu_ms_per_msg"] = None if self.worker_cpu_ms_per_msg is None else round(self.worker_cpu_ms_per_msg, 3)
         d["growing_lag"] = self.growing
         d["ok"] = self.ok
         return d

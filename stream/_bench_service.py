@@ -32,7 +32,8 @@ WORKER_WAIT_MS = 1500  # faust's aiokafka consumer: fetch_max_wait_ms is fixed a
 
 def run_service(recordings: Sequence[Recording], methods: Sequence[str], calibration: str, budget_s: float = 300.0,
                 probe_s: float = 30.0, confirm_s: float = 120.0, start_beds: int | None = None,
-                p99_limit_s: float = 2.0, partitions: int = 8) -> dict:
+                p99_limit_s: float = 2.0, partitions: int = 8, saturation: tuple[int, int] = (100, 40)) -> dict:
+    """Parts 3-5 in one broker/worker session; ``saturation`` = (patients, chunks each) of the burst."""
     from ._tansu import Tansu
     from ._topics import ensure_topics
 
@@ -45,7 +46,7 @@ def run_service(recordings: Sequence[Recording], methods: Sequence[str], calibra
         ensure_topics(settings)
         worker = WorkerProcess(settings, methods, calibration, logdir / "worker.log").start()
         out = asyncio.run(_run(settings, worker, Beds(recordings), t_start, budget_s, probe_s, confirm_s,
-                               start_beds, p99_limit_s))
+                               start_beds, p99_limit_s, saturation))
         out["worker_log"] = str(logdir / "worker.log")
         return out
     finally:
@@ -55,7 +56,8 @@ def run_service(recordings: Sequence[Recording], methods: Sequence[str], calibra
 
 
 async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: float, budget_s: float,
-               probe_s: float, confirm_s: float, start_beds: int | None, p99_limit_s: float) -> dict:
+               probe_s: float, confirm_s: float, start_beds: int | None, p99_limit_s: float,
+               saturation: tuple[int, int]) -> dict:
     from aiokafka import AIOKafkaProducer
 
     out: dict = {"fetch_wait_ms": {"worker": WORKER_WAIT_MS, "reader": READER_WAIT_MS}, "partitions": settings.partitions,
@@ -74,7 +76,7 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
             out["error"] = "worker gave no estimate (see worker_log)"
             return out
         cpu0, tc0 = worker.cpu_s(), time.time()
-        out["saturation"] = await _saturate(producer, reader, beds, topic)
+        out["saturation"] = await _saturate(producer, reader, beds, topic, *saturation)
         cpu1, tc1 = worker.cpu_s(), time.time()
         if cpu0 is not None and cpu1 is not None:
             out["saturation"]["worker_cpu_pct"] = round(100.0 * (cpu1 - cpu0) / (tc1 - tc0), 1)

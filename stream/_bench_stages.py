@@ -46,22 +46,26 @@ def _ms_per(total_s: float, n: int) -> float | None:
 
 
 def collect_windows(recordings: Sequence[Recording], chunk_s: float, max_windows: int) -> tuple[list, list, float, int]:
-    """Window every record (timing the windower); return windows, their chunks' records, window time, count."""
+    """Window records (timing the windower); return windows, each window's record name, window time, count."""
     windows: list[Window] = []
+    names: list[str] = []
     spent = 0.0
-    for rec in recordings:
+    stride = max(1, len(recordings) // 8)  # spread over the set: 8 records or so
+    for rec in list(recordings[::stride]) + [r for i, r in enumerate(recordings) if i % stride]:
         wd = Windower()
         chunks = list(iter_chunks(rec, chunk_s))
         t0 = _clock()
+        before = len(windows)
         for chunk in chunks:
             try:
                 windows.extend(wd.update(chunk))
             except ChunkError:
                 continue
         spent += _clock() - t0
+        names.extend([rec.name] * (len(windows) - before))
         if len(windows) >= max_windows:
             break
-    return windows, [], spent, len(windows)
+    return windows, names, spent, len(windows)
 
 
 def _decode_cost(recording: Recording, chunk_s: float, n: int) -> tuple[float | None, str]:
@@ -90,29 +94,55 @@ def stage_costs(recordings: Sequence[Recording], chunk_s: float = 1.0, hop_s: fl
         per_chunk, note = _decode_cost(recordings[0], chunk_s, 300)
         ms["decode"] = None if per_chunk is None else round(1e3 * per_chunk * hop_s / chunk_s, 4)
         ex["decode_note"] = note
-        windows, _, spent, n = collect_windows(recordings, chunk_s, max_windows)
+        windows, names, spent, n = collect_windows(recordings, chunk_s, max_windows)
         ms["window"] = _ms_per(spent, n)
         ex["windows"] = n
-        # filters: the step's gates (fresh per record so running templates behave as in the step)
-        gates = Pipeline(PipelineConfig()).new_state().gates
+        # filters: the step's gates, fresh per record (one patient each) as in the step
         usable: list[Window] = []
         labels = []
+        gates, current = None, None
         t0 = _clock()
-        for w in windows:
+        for w, name in zip(windows, names):
+            if name != current:
+                gates, current = Pipeline(PipelineConfig()).new_state().gates, name
             q = gates.input(w)
             ref = gates.label(w, q) if w.abp is not None else None
             if q.usable:
                 usable.append(w)
                 labels.append(ref if ref is not None and ref.usable else None)
         ms["filters"] = _ms_per(_clock() - t0, len(windows))
+        ex.update(_measure_batch_costs(windows, batch))
         ex["usable_windows"] = len(usable)
         ex["labels_passed"] = sum(1 for x in labels if x is not None)
-        if ex["labels_passed"] < 10:  # the update's cost does not depend on the label's quality
-            labels = [x if x is not None else _stand_in_label(w) for x, w in zip(labels, usable)]
+        model_windows = usable if len(usable) >= 16 else windows  # too few usable: time on all windows
+        if model_windows is not usable:
+            labels = [None] * len(windows)
+            ex["model_windows_note"] = "fewer than 16 windows passed the input filter: model timed on all windows"
+        if sum(1 for x in labels if x is not None) < 10:  # the update's cost does not depend on the label's quality
+            labels = [x if x is not None else _stand_in_label(w) for x, w in zip(labels, model_windows)]
             ex["labels_note"] = "too few labels passed the filter: stand-in labels from the ABP percentiles"
-        ms.update(_model_costs(usable or windows, labels if usable else [None] * len(windows), batch, ttt_labels,
-                               label_every, ex))
+        ms.update(_model_costs(model_windows, labels, batch, ttt_labels, label_every, ex))
     return StageResult(ms, ex)
+
+
+def _measure_batch_costs(windows: list[Window], batch: int) -> dict:
+    """The stateless part of the input filter (``measure_input``) one window at a time vs in batches:
+    what micro-batching windows across patients would save (the running-template decision stays per
+    patient)."""
+    from bpstream.filters._input_quality import DEFAULT_THRESHOLDS, measure_input
+
+    ecg = np.stack([w.ecg for w in windows])
+    ppg = np.stack([w.ppg for w in windows])
+    m = min(len(windows), 128)
+    t0 = _clock()
+    for i in range(m):
+        measure_input(ecg[i : i + 1], ppg[i : i + 1], 125.0, DEFAULT_THRESHOLDS)
+    single = _ms_per(_clock() - t0, m)
+    t0, n = _clock(), 0
+    for a in range(0, len(windows) - batch + 1, batch):
+        measure_input(ecg[a : a + batch], ppg[a : a + batch], 125.0, DEFAULT_THRESHOLDS)
+        n += batch
+    return {"measure_input_single_ms": single, f"measure_input_batch{batch}_ms": _ms_per(_clock() - t0, n)}
 
 
 def _stand_in_label(w: Window):
