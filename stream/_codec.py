@@ -221,7 +221,9 @@ def estimate_doc(patient_id: str, result: WindowResult, method: str, *, model: M
 
 
 def event_doc(patient_id: str, event: Event, *, published_at_s: float) -> dict:
-    detail = {k: (_num(v) if isinstance(v, float) else v) for k, v in (event.detail or {}).items()}
+    detail = {k: (_num(v) if isinstance(v, float) else v) for k, v in (event.detail or {}).items() if k != "t_s"}
+    if (event.detail or {}).get("t_s") is not None:  # the reading's time: an ISO time like every time on the wire
+        detail["measured_at"] = to_iso(event.detail["t_s"])
     return {"schema": EVENTS, "patient_id": patient_id, "type": event.kind.value,
             "at": None if event.t_s is None else to_iso(event.t_s),
             "reason": None if event.reason is None else event.reason.value,

@@ -50,6 +50,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, sinks: Any 
         autodiscover=False,
         processing_guarantee="at_least_once",
         producer_max_request_size=max(settings.max_chunk_bytes * 2, 1_048_576),
+        # state changelog records are ~100 KB: batch them, or each costs one broker round trip
+        producer_max_batch_size=1_048_576,
     )
     options.update(faust_options)
     app = faust.App(settings.app_id, **options)

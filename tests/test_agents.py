@@ -140,7 +140,7 @@ def test_commands_wait_for_the_stream_then_calibrate_or_dead_letter(chunks):
     sinks = run_agent(Settings(batch_within_s=0.01), script)
     assert [d["reason"] for d in sinks["deadletter"].docs] == ["msg_unknown_patient"]
     accepted = [e for e in sinks["events"].docs if e["type"] == "calibration_accepted"]
-    assert len(accepted) == 1 and accepted[0]["detail"]["t_s"] == T0 + 13.0 and accepted[0]["detail"]["source"] == "cuff"
+    assert len(accepted) == 1 and accepted[0]["detail"]["measured_at"] == "2026-05-28T20:26:53.000000Z" and accepted[0]["detail"]["source"] == "cuff"
     last = sinks["estimates"].docs[-1]
     assert last["validity"] == "valid" and last["sbp"]["value"] == 140.0 and last["dbp"]["value"] == 85.0
     assert last["calibration"]["count"] == 1

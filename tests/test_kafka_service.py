@@ -46,8 +46,8 @@ def compare(docs: list[dict], run, start_s: float, events: list[dict]) -> list[s
     """Window-by-window comparison; returns the differences not explained by a late calibration."""
     docs = sorted(docs, key=lambda d: d["seq"])
     assert len(docs) == len(run.windows), f"{len(docs)} estimates on Kafka, {len(run.windows)} windows in-process"
-    late = [(e["detail"]["t_s"] - start_s, e["detail"].get("late_s") or 0.0)
-            for e in events if e["type"] == "calibration_accepted" and e["detail"].get("t_s") is not None]
+    late = [(from_iso(e["detail"]["measured_at"]) - start_s, e["detail"].get("late_s") or 0.0)
+            for e in events if e["type"] == "calibration_accepted" and e["detail"].get("measured_at")]
     unexplained = []
     for doc, w in zip(docs, run.windows):
         assert abs(from_iso(doc["window_start"]) - start_s - w.t_start_s) < 1e-6
@@ -119,7 +119,7 @@ def test_calibration_command_changes_estimates_and_emits_event(service):
     assert len(before) == 26 and all(d["sbp"] is None for d in before)  # never calibrated: no numbers
     assert {d["validity"] for d in before} <= {"uncalibrated", "invalid"}
     # a cuff reading taken during the newest window: paired with it and learned at once
-    send_command(settings, patient, Calibrate("cuff-1", start + 59.0, 150.0, 80.0, None, "cuff"), operator="rn-1")
+    send_command(settings, patient, Calibrate("cuff-1", start + 59.0, 150.0, 80.0, 104.0, "cuff"), operator="rn-1")
     # an implausible reading is rejected with its reason
     send_command(settings, patient, Calibrate("cuff-2", start + 59.5, 300.0, 80.0, None, "cuff"))
     events = _docs_for(settings, settings.topic_events, patient, 2)
@@ -132,7 +132,7 @@ def test_calibration_command_changes_estimates_and_emits_event(service):
     assert valid, [d["validity"] for d in after]
     for d in valid:
         assert d["sbp"]["value"] == 150.0 and d["dbp"]["value"] == 80.0
-        assert d["map"]["value"] == pytest.approx(80.0 + 70.0 / 3.0)
+        assert d["map"]["value"] == 104.0
         assert d["calibration"]["count"] == 1 and d["calibration"]["age_s"] > 0
         assert d["sbp"]["mdc_code"] == 150017 and d["sbp"]["loinc"] == "8480-6" and d["sbp"]["unit"] == "mm[Hg]"
 
