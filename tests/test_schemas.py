@@ -233,3 +233,28 @@ def test_state_codec_refuses_foreign_classes():
     evil = pack({"version": 1, "estimators": {}, "classes": {}, "rest": {"windower": {"O": "os:system", "v": {}}}})
     with pytest.raises(StateError):
         state_from_bytes(evil, pipe)
+
+
+def test_replay_loops_records_under_distinct_patient_ids():
+    from bpstream.stream.replay import patient_ids
+
+    assert patient_ids(["a", "b"], None) == [("a", 0), ("b", 1)]
+    ids = patient_ids(["a", "b"], 5)
+    assert ids == [("a", 0), ("b", 1), ("a.1", 0), ("b.1", 1), ("a.2", 0)]
+    assert len({p for p, _ in patient_ids(["a", "b", "c"], 100)}) == 100
+
+
+def test_tail_lines_show_numbers_only_when_there_are_numbers():
+    from bpstream.stream.tail import format_estimate, format_event
+
+    model = {"name": "carry_forward", "version": "0.1.0", "weights_sha256": None}
+    doc = estimate_doc("p-1", _result(Estimate(120.4, 80.0, 93.0, 5.0, 4.0, 3.0)), "carry_forward", model=model,
+                       published_at_s=T0)
+    line = format_estimate(doc)
+    assert "120/80 (93) mmHg" in line and "valid" in line and "±8" in line and "cal 2 42s ago" in line
+    bad = estimate_doc("p-1", _result(Estimate.empty(Validity.INVALID, (Reason.PPG_FLAT,)), usable=False),
+                       "carry_forward", model=model, published_at_s=T0)
+    assert "---/--- (---)" in format_estimate(bad) and "ppg_flat" in format_estimate(bad)
+    assert "calibration_rejected (cuff_stale)" in format_event(
+        {"patient_id": "p-1", "type": "calibration_rejected", "reason": "cuff_stale", "at": to_iso(T0),
+         "published_at": to_iso(T0)})
