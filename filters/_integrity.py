@@ -70,6 +70,13 @@ def signal_integrity(x: np.ndarray, sampling_rate: float = 125.0, flat_min_s: fl
     return integrity_and_clean(x, sampling_rate, flat_min_s, clip_min_s, clip_band)[0]
 
 
+def _amplitude(x: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1st-to-99th percentile range (nearest rank), max and min of all-finite windows."""
+    k1, k99 = int(round(0.01 * (t - 1))), int(round(0.99 * (t - 1)))
+    part = np.partition(x, (k1, k99), axis=1)
+    return part[:, k99] - part[:, k1], x.max(axis=1), x.min(axis=1)
+
+
 def integrity_and_clean(
     x: np.ndarray,
     sampling_rate: float = 125.0,
@@ -88,21 +95,23 @@ def integrity_and_clean(
     nonfinite = 1.0 - finite.mean(axis=1)
     any_bad = not finite.all()
     xf = np.where(finite, x, 0.0) if any_bad else x
-    # robust amplitude; windows with any non-finite sample get it from their finite part
-    if any_bad:
-        xm = np.where(finite, x, np.nan)
+    # robust amplitude; windows with any non-finite sample get it from their finite part. Decided per
+    # window, so a window's numbers never depend on the other windows of its batch.
+    if not any_bad:
+        amp, top, bot = _amplitude(x, t)
+    else:
+        bad_rows = ~finite.all(axis=1)
+        amp, top, bot = np.empty(n), np.empty(n), np.empty(n)
+        good = ~bad_rows
+        if good.any():
+            amp[good], top[good], bot[good] = _amplitude(x[good], t)
+        xm = np.where(finite[bad_rows], x[bad_rows], np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanpercentile(xm, [1.0, 99.0], axis=1)
-        amp = np.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0)
-        top = np.nan_to_num(np.nanmax(np.where(finite, x, -np.inf), axis=1), neginf=0.0)
-        bot = np.nan_to_num(np.nanmin(np.where(finite, x, np.inf), axis=1), posinf=0.0)
-    else:
-        k1, k99 = int(round(0.01 * (t - 1))), int(round(0.99 * (t - 1)))
-        part = np.partition(x, (k1, k99), axis=1)
-        amp = part[:, k99] - part[:, k1]
-        top = x.max(axis=1)
-        bot = x.min(axis=1)
+        amp[bad_rows] = np.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0)
+        top[bad_rows] = np.nan_to_num(np.nanmax(np.where(finite[bad_rows], x[bad_rows], -np.inf), axis=1), neginf=0.0)
+        bot[bad_rows] = np.nan_to_num(np.nanmin(np.where(finite[bad_rows], x[bad_rows], np.inf), axis=1), posinf=0.0)
     scale = np.maximum(np.abs(top), np.abs(bot))
     # "does not move": below float32 resolution of the signal's level plus a hair of its range
     tol = 1e-6 + 2e-6 * scale + 1e-4 * amp
