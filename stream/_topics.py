@@ -10,9 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ._errors import BpstreamError
 from ._settings import Settings
 
-__all__ = ["Topics", "declare", "ensure_topics", "producer", "consumer", "wait_for_broker"]
+__all__ = ["Topics", "TopicsMismatch", "declare", "ensure_topics", "producer", "consumer", "wait_for_broker"]
+
+
+class TopicsMismatch(BpstreamError):
+    """A topic exists with another partition count than the settings say."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,10 @@ def declare(app: Any, settings: Settings) -> Topics:
     )
 
 
-def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> None:
-    """Create the public topics that are missing (same partition count for all)."""
+def ensure_topics(settings: Settings, names: Iterable[str] | None = None, *, check: bool = True) -> None:
+    """Create the public topics that are missing (same partition count for all); with ``check``, raise
+    TopicsMismatch if an existing one has another partition count (patients would land on the wrong
+    partitions, and the worker's table could not follow them)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -52,6 +59,16 @@ def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> Non
                 admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass
+        if check:
+            present = [n for n in names if n in existing]
+            described = admin.describe_topics(present) if present else []
+            wrong = {d.get("name", d.get("topic")): len(d["partitions"]) for d in described
+                     if len(d["partitions"]) != settings.partitions}
+            if wrong:
+                raise TopicsMismatch(
+                    ", ".join(f"{t} has {n} partitions" for t, n in sorted(wrong.items()))
+                    + f"; BPSTREAM_PARTITIONS={settings.partitions}. Every bpstream topic needs the same count "
+                    "(recreate the topics, or set BPSTREAM_PARTITIONS to match).")
     finally:
         admin.close()
 

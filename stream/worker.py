@@ -33,7 +33,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from faust.worker import Worker
 
+    from ._errors import BpstreamError
+    from ._topics import ensure_topics, wait_for_broker
     from .app import create_app
+
+    try:
+        # the input and output topics must exist with BPSTREAM_PARTITIONS partitions before faust
+        # subscribes: a broker that auto-creates topics on first use would pick its own count
+        wait_for_broker(settings, timeout_s=60.0)
+        ensure_topics(settings)
+    except (BpstreamError, TimeoutError) as exc:
+        print(f"bpstream worker: {exc}", file=sys.stderr)
+        return 2
 
     service = create_app(settings)
     worker = Worker(service.app, loglevel=settings.log_level, quiet=True)

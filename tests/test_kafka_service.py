@@ -230,3 +230,22 @@ def test_validate_through_kafka_scores_like_in_process(service):
     via_kafka, in_proc = sheet.to_json(protocol), local.to_json(protocol)
     assert via_kafka["windows"] == in_proc["windows"] > 100  # f362s: 146 windows, calibrated at 30 s
     assert via_kafka["methods"] == in_proc["methods"]
+
+
+def test_worker_refuses_topics_with_another_partition_count(tansu, monkeypatch, capsys):
+    """A broker that auto-creates topics picks its own partition count; the worker checks first."""
+    import argparse
+
+    from bpstream.stream import worker
+    from bpstream.stream._topics import TopicsMismatch, ensure_topics
+
+    settings = settings_for(tansu, "parts", partitions=3)
+    ensure_topics(settings)
+    with pytest.raises(TopicsMismatch, match="has 3 partitions"):
+        ensure_topics(settings.replace(partitions=4))
+    for var, value in settings.replace(partitions=4).to_env().items():
+        monkeypatch.setenv(var, value)
+    args = argparse.Namespace(broker=None, store=None, datadir=None, app_id=None, methods=None, calibration=None,
+                              loglevel=None)
+    assert worker.run(args) == 2
+    assert "BPSTREAM_PARTITIONS=4" in capsys.readouterr().err
