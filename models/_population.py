@@ -51,6 +51,10 @@ class Population:
         self.delta_gain = np.asarray(c["delta_gain"], dtype=np.float64)
         self.delta_sd_scale = np.asarray(c["delta_sd_scale"], dtype=np.float64)
         self.offset_sd_mmhg = np.asarray(c["offset_sd_mmhg"], dtype=np.float64)
+        self.level_blend = np.asarray(c.get("level_blend", [0.0, 0.0, 0.0]), dtype=np.float64)
+        # label dynamics: sd(age)^2 = base + slope * age (None: use the delta head's uncertainty)
+        self.sd_base_mmhg2 = np.asarray(c["sd_base_mmhg2"], np.float64) if "sd_base_mmhg2" in c else None
+        self.sd_slope_mmhg2_per_s = np.asarray(c.get("sd_slope_mmhg2_per_s", [0.0, 0.0, 0.0]), np.float64)
         self.y_std = net.y_std.detach().numpy().astype(np.float64)
         self._cache: dict[bytes, np.ndarray] = {}
 
@@ -130,7 +134,10 @@ def save_population(pop: Population, path: str | Path) -> Path:
 
 
 def population_from_bytes(data: bytes) -> Population:
-    blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for a foreign file
+        raise ValueError(f"not a bpstream population weights file: {exc}") from exc
     if not isinstance(blob, dict) or blob.get("format") != 1:
         raise ValueError("not a bpstream population weights file")
     net = PopulationNet()

@@ -125,6 +125,7 @@ class TTTEstimator(_ModelEstimator):
         p_labeled: float = 0.8,
         rollback_window: int = 4,
         freeze_labels: int = 3,
+        combine: str = "latest",
     ):
         super().__init__(population, seed)
         self.max_labels = max_labels
@@ -138,6 +139,9 @@ class TTTEstimator(_ModelEstimator):
         self.p_labeled = p_labeled
         self.rollback_window = rollback_window
         self.freeze_labels = freeze_labels
+        if combine not in ("latest", "precision"):
+            raise ValueError("combine must be 'latest' or 'precision'")
+        self.combine = combine
         d = 0  # queues start empty; their width is set on first use
         self.lab_z_ = np.zeros((0, d), np.float32)
         self.lab_y_ = np.zeros((0, 3), np.float32)
@@ -162,12 +166,32 @@ class TTTEstimator(_ModelEstimator):
         return self.pop.delta_weight if self.w_ is None else self.w_
 
     def _anchored(self, z: np.ndarray, t_s: float, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Combined mean and sd over all anchors for one embedding."""
-        n = len(self.lab_y_)
-        h, sd = self.pop.delta_parts(np.repeat(z[None], n, 0), self.lab_z_, np.nan_to_num(self.lab_y_),
-                                     np.abs(t_s - self.lab_t_))
+        """Mean and sd for one embedding: from the latest anchor having each quantity ("latest"), or the
+        inverse-variance combination of all anchors ("precision")."""
+        lab_z, lab_y, lab_t = self.lab_z_, self.lab_y_, self.lab_t_
+        if self.combine == "latest":
+            # per quantity, only the newest anchor that has it (older labels still train the personal layer)
+            newest = np.isfinite(lab_y) & (np.cumsum(np.isfinite(lab_y)[::-1], axis=0)[::-1] == 1)
+            keep = newest.any(1)
+            lab_z, lab_t = lab_z[keep], lab_t[keep]
+            lab_y = np.where(newest[keep], lab_y[keep], np.nan).astype(np.float32)
+        n = len(lab_y)
+        h, sd = self.pop.delta_parts(np.repeat(z[None], n, 0), lab_z, np.nan_to_num(lab_y), np.abs(t_s - lab_t))
         w = self._weight() if w is None else w
-        mu_i = self.lab_y_.astype(np.float64) + (h @ w.T).astype(np.float64) * self.pop.y_std
+        mu_i = lab_y.astype(np.float64) + (h @ w.T).astype(np.float64) * self.pop.y_std
+        if self.combine == "latest" and self.pop.sd_base_mmhg2 is not None:
+            # one anchor per quantity; the patient's level (mean of its labels) pulls the anchor by alpha,
+            # and the uncertainty grows with the calibration age (population label dynamics)
+            ok = np.isfinite(lab_y)
+            mu = np.nansum(np.where(ok, mu_i, 0.0), 0)
+            y_last = np.nansum(np.where(ok, lab_y, 0.0), 0)
+            age = np.nansum(np.where(ok, np.abs(t_s - lab_t)[:, None], 0.0), 0)
+            with np.errstate(invalid="ignore"):
+                level = np.nanmean(np.where(np.isfinite(self.lab_y_), self.lab_y_, np.nan), 0)
+            mu = mu + self.pop.level_blend * (level - y_last)
+            var = self.pop.sd_base_mmhg2 + self.pop.sd_slope_mmhg2_per_s * age
+            have = ok.any(0)
+            return np.where(have, mu, np.nan), np.where(have, np.sqrt(var), np.nan)
         ok = np.isfinite(mu_i)
         prec = np.where(ok, 1.0 / np.maximum(sd, 1e-3) ** 2, 0.0)
         tot = prec.sum(0)

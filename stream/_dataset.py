@@ -25,7 +25,7 @@ from ._records import iter_chunks, read_record
 
 __all__ = ["build_arrays", "record_arrays"]
 
-_VERSION = "1"  # bump when the windowing, gates or features change
+_VERSION = "2"  # bump when the windowing, gates or features change
 
 
 def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0, hop_s: float = 2.0,
@@ -34,7 +34,7 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
     rec = read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg", "abp"))
     windower = Windower(window_s, hop_s, fs_hz)
     gates = _gates.Gates(sampling_rate=fs_hz)
-    ecg, ppg, ys, ts, ws = [], [], [], [], []
+    ecg, ppg, ys, ts, ws, usable, score = [], [], [], [], [], [], []
     for chunk in iter_chunks(rec, chunk_s):
         try:
             windows = windower.update(chunk)
@@ -44,7 +44,7 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
             if w.abp is None:
                 continue
             quality = gates.input(w)
-            if not quality.usable:
+            if not (np.isfinite(w.ecg).all() and np.isfinite(w.ppg).all()):
                 continue
             ref = gates.label(w, quality)
             vals = (ref.sbp_mmhg, ref.dbp_mmhg, ref.map_mmhg)
@@ -55,10 +55,13 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
             ys.append(vals)
             ts.append(w.t_end_s)
             ws.append(float(np.clip(ref.good_beat_fraction, 0.3, 1.0)))
+            usable.append(bool(quality.usable))
+            score.append(float(min(quality.ecg_score, quality.ppg_score)))
     n_samples = int(round(window_s * fs_hz))
     if not ecg:
         return {"x": np.zeros((0, 2, n_samples), np.float16), "feats": np.zeros((0, 9), np.float32),
-                "y": np.zeros((0, 3), np.float32), "t_s": np.zeros(0, np.float32), "weight": np.zeros(0, np.float32)}
+                "y": np.zeros((0, 3), np.float32), "t_s": np.zeros(0, np.float32), "weight": np.zeros(0, np.float32),
+                "input_usable": np.zeros(0, bool), "input_score": np.zeros(0, np.float32)}
     e, p = np.stack(ecg), np.stack(ppg)
     return {
         "x": normalize_waveforms(e, p).astype(np.float16),
@@ -66,6 +69,8 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
         "y": np.asarray(ys, np.float32),
         "t_s": np.asarray(ts, np.float32),
         "weight": np.asarray(ws, np.float32),
+        "input_usable": np.asarray(usable, bool),
+        "input_score": np.asarray(score, np.float32),
     }
 
 
@@ -76,8 +81,13 @@ def _cache_key(path: Path) -> str:
 
 
 def build_arrays(paths: Sequence[Path], cache_dir: str | Path | None = None,
-                 progress: Callable[[str], None] | None = None) -> TrainArrays:
-    """Concatenate the usable labelled windows of ``paths`` (records lacking ABP/ECG/PPG are skipped)."""
+                 progress: Callable[[str], None] | None = None, unusable_input_weight: float = 0.3) -> TrainArrays:
+    """Concatenate the labelled windows of ``paths`` (records lacking ABP/ECG/PPG are skipped).
+
+    Every window has a usable arterial label. Windows whose ECG/PPG failed the input filter (but are finite)
+    are kept with their sample weight multiplied by ``unusable_input_weight`` (0 drops them); ``usable``
+    marks the windows that passed, the only ones used to fit test-time constants.
+    """
     parts, names = [], []
     cache = Path(cache_dir) if cache_dir else None
     if cache:
@@ -105,12 +115,16 @@ def build_arrays(paths: Sequence[Path], cache_dir: str | Path | None = None,
     if not parts:
         raise RecordError("no usable labelled windows in the given records")
     rec_idx = np.concatenate([np.full(len(a["y"]), i) for i, a in enumerate(parts)])
+    usable = np.concatenate([a["input_usable"] for a in parts])
+    weight = np.concatenate([a["weight"] for a in parts]) * np.where(usable, 1.0, unusable_input_weight)
+    keep = weight > 0
     return TrainArrays(
         x=np.concatenate([a["x"] for a in parts]),
         feats=np.concatenate([a["feats"] for a in parts]),
         y=np.concatenate([a["y"] for a in parts]),
         record=rec_idx,
         t_s=np.concatenate([a["t_s"] for a in parts]),
-        weight=np.concatenate([a["weight"] for a in parts]),
+        weight=weight.astype(np.float32),
         names=names,
-    )
+        usable=usable,
+    ).subset(keep)

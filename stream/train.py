@@ -43,7 +43,7 @@ def _log(msg: str) -> None:
 
 def _fit(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, tag: str):
     from bpstream.models._population import Population
-    from bpstream.models._train import TrainConfig, calibrate, record_block, train_population
+    from bpstream.models._train import TrainConfig, calibrate, label_dynamics, record_block, train_population
 
     blocks = sorted({record_block(names[r]) for r in np.unique(arr.record[train_mask])})
     rec_block = np.array([record_block(n) for n in names])[arr.record]
@@ -53,8 +53,11 @@ def _fit(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, t
     t0 = time.time()
     net = train_population(arr.subset(fit_mask), TrainConfig(steps=steps, seed=seed),
                            log=lambda m: _log(f"[{tag}] {m}"))
-    constants = calibrate(net, arr.subset(inner)) if inner.any() else {}
-    constants.update(_offset_sd(net, arr.subset(inner)) if inner.any() else {})
+    held = arr.subset(inner).only_usable()  # test-time constants from windows the step would score
+    constants = calibrate(net, held) if len(held.y) else {}
+    constants.update(_offset_sd(net, held) if len(held.y) else {})
+    # label dynamics (label-only statistics) from all of this model's training records
+    constants.update(label_dynamics(arr.subset(train_mask).only_usable()))
     meta = {
         "train_records": sorted({names[r] for r in np.unique(arr.record[fit_mask])}),
         "calibration_records": sorted({names[r] for r in np.unique(arr.record[inner])}),

@@ -1,0 +1,147 @@
+"""Population network, features, training smoke, weight files, folds."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+
+from bpstream.models._features import FEATURE_NAMES, N_FEATURES, normalize_waveforms, window_features
+from bpstream.models._net import PopulationNet, count_flops_per_window
+from bpstream.models._population import Population, load_population, population_from_bytes, save_population
+from bpstream.models._train import TrainArrays, TrainConfig, calibrate, fold_of_record, record_block, train_population
+
+from .test_model_fixtures import FS, windows
+
+
+def test_budget_params_and_flops():
+    net = PopulationNet()
+    assert sum(p.numel() for p in net.parameters()) <= 1_000_000
+    assert count_flops_per_window(net) <= 20_000_000
+
+
+def test_delta_head_is_antisymmetric_and_zero_on_itself():
+    torch.manual_seed(0)
+    net = PopulationNet().eval()
+    z = torch.randn(5, net.emb_dim + N_FEATURES)
+    y = torch.full((5, 3), 100.0)
+    with torch.no_grad():
+        same, _ = net.delta(z, z, y, torch.zeros(5))
+        ab, _ = net.delta(z, z.flip(0), y, torch.ones(5))
+        ba, _ = net.delta(z.flip(0), z, y, torch.ones(5))
+    assert torch.allclose(same, torch.zeros_like(same))
+    # with the same context (anchor features), swapping the windows flips the sign
+    ctx_same = z.clone()
+    ctx_same[:, net.emb_dim :] = 0
+    with torch.no_grad():
+        h1 = net.delta_hidden(ctx_same, ctx_same.flip(0), y)
+        h2 = net.delta_hidden(ctx_same.flip(0), ctx_same, y)
+    assert torch.allclose(h1, -h2, atol=1e-6)
+
+
+def test_features_find_heart_rate_and_pulse_arrival_on_simulated_signals():
+    import neurokit2 as nk
+
+    for hr in (60, 100):
+        ws = windows(3, seed=5, heart_rate=hr)
+        f = window_features(np.stack([w.ecg for w in ws]), np.stack([w.ppg for w in ws]), sampling_rate=FS)
+        raw_hr_ecg = f[:, FEATURE_NAMES.index("hr_ecg_bpm")] * 20.0 + 85.0
+        raw_hr_ppg = f[:, FEATURE_NAMES.index("hr_ppg_bpm")] * 20.0 + 85.0
+        for k, w in enumerate(ws):  # oracle: neurokit2's own detectors on the same window
+            r = nk.ecg_peaks(w.ecg, sampling_rate=int(FS))[1]["ECG_R_Peaks"]
+            p = nk.ppg_findpeaks(nk.ppg_clean(w.ppg, sampling_rate=int(FS)), sampling_rate=int(FS))["PPG_Peaks"]
+            assert abs(raw_hr_ecg[k] - 60.0 / np.median(np.diff(r) / FS)) < 3, raw_hr_ecg
+            assert abs(raw_hr_ppg[k] - 60.0 / np.median(np.diff(p) / FS)) < 3, raw_hr_ppg
+        pat_ms = f[:, FEATURE_NAMES.index("pat_ms")] * 80.0 + 250.0
+        assert np.all((pat_ms > 150) & (pat_ms < 600)), pat_ms
+
+
+def test_features_survive_flat_and_nan_input():
+    flat = np.zeros((2, 1250))
+    f = window_features(flat, flat, sampling_rate=FS)
+    assert f.shape == (2, N_FEATURES) and np.isfinite(f).all()
+    bad = np.full((1, 1250), np.nan)
+    assert np.isfinite(window_features(bad, bad, sampling_rate=FS)).all()
+    assert np.isfinite(normalize_waveforms(bad, bad)).all()
+
+
+def _toy_arrays(n_records=6, per=10, seed=0) -> TrainArrays:
+    rng = np.random.default_rng(seed)
+    xs, fs, ys, rec, ts = [], [], [], [], []
+    base = windows(per, seed=6)
+    for r in range(n_records):
+        level = 100 + 10 * r
+        for k, w in enumerate(base):
+            xs.append(normalize_waveforms(w.ecg, w.ppg)[0])
+            f = window_features(w.ecg, w.ppg, sampling_rate=FS)[0]
+            f[0] = 0.1 * k  # a feature that tracks the within-record change
+            fs.append(f)
+            ys.append([level + 3 * k, level / 2 + k, level * 0.7 + 2 * k])
+            rec.append(r)
+            ts.append(10.0 + 2 * k)
+    return TrainArrays(np.stack(xs).astype(np.float16), np.stack(fs).astype(np.float32),
+                       np.asarray(ys, np.float32) + rng.normal(0, 0.5, (len(ys), 3)).astype(np.float32),
+                       np.asarray(rec), np.asarray(ts, np.float32), np.ones(len(ys), np.float32), [f"r{r}" for r in range(n_records)])
+
+
+def test_training_is_deterministic_and_reduces_delta_error():
+    arr = _toy_arrays()
+    cfg = TrainConfig(steps=40, records_per_batch=4, windows_per_record=6, seed=1)
+    a = train_population(arr, cfg)
+    b = train_population(arr, cfg)
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)
+    consts = calibrate(a, arr, anchor_after_s=10.0)
+    assert set(consts) >= {"abs_sd_scale", "delta_gain", "delta_sd_scale"}
+    assert all(0.0 <= g <= 1.0 for g in consts["delta_gain"])
+
+
+def test_weights_round_trip(tmp_path):
+    torch.manual_seed(0)
+    pop = Population(PopulationNet(), {"delta_gain": [0.5, 0.4, 0.3]}, {"train_records": ["a1"]})
+    path = save_population(pop, tmp_path / "w.pt")
+    back = load_population(str(path))
+    assert back.constants["delta_gain"] == [0.5, 0.4, 0.3] and back.meta["train_records"] == ["a1"]
+    for k, v in pop.net.state_dict().items():
+        assert torch.equal(v, back.net.state_dict()[k])
+    with pytest.raises(ValueError):
+        population_from_bytes(b"not a weights file")
+
+
+def test_shipped_weights_load_through_importlib_resources():
+    res = resources.files("bpstream.models").joinpath("weights", "population.pt")
+    assert res.is_file(), "shipped weights missing from the package"
+    pop = load_population(None)
+    assert sum(p.numel() for p in pop.net.parameters()) <= 1_000_000
+    assert len(res.read_bytes()) < 2_000_000
+    card = resources.files("bpstream.models").joinpath("weights", "population.json")
+    assert card.is_file()
+
+
+def test_folds_are_patient_disjoint_blocks():
+    names = ["a103l", "a142s", "a152s", "b216s", "f362s", "v370s", "v371s", "t700s", "b455l"]
+    blocks = [record_block(n) for n in names]
+    assert record_block("a142s") == 2 and record_block("a152s") == 3
+    folds = {n: fold_of_record(n, blocks, 3) for n in names}
+    for n1 in names:
+        for n2 in names:
+            if record_block(n1) == record_block(n2):
+                assert folds[n1] == folds[n2]
+    assert set(folds.values()) == {0, 1, 2}
+
+
+def test_bench_model_reports_the_three_numbers(tmp_path):
+    import argparse
+
+    from bpstream.stream._bench_model import run_bench
+
+    from ._data import PN2015
+
+    torch.manual_seed(0)
+    weights = save_population(Population(PopulationNet()), tmp_path / "w.pt")
+    args = argparse.Namespace(data=str(PN2015), records="f362s", model_weights=str(weights), model_repeats=1)
+    doc = run_bench(args)["model"]
+    assert doc["infer_ms_per_window"] > 0 and doc["ttt_update_ms_p99"] > 0
+    assert 0 < doc["state_bytes"] <= 64 * 1024
