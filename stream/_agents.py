@@ -246,7 +246,11 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
             if stream is not None:
                 await stream.ack(ev)
 
-    @app.agent(topics.inputs, name="bpstream.patients", concurrency=1)
+    from mode import CrashingSupervisor
+
+    # one bad message never crashes the agent (it is dead-lettered); anything that still does is a
+    # fault of the worker itself: exit non-zero so the service manager restarts it, never idle on
+    @app.agent(topics.inputs, name="bpstream.patients", concurrency=1, supervisor_strategy=CrashingSupervisor)
     async def patients(stream: Any) -> Any:
         current["stream"] = stream
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
