@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ._input_quality import DEFAULT_THRESHOLDS, InputQuality, QualityThresholds, decide_input, measure_input, usable_except_template
+from ._input_quality import DEFAULT_THRESHOLDS, InputMeasures, InputQuality, QualityThresholds, decide_input, measure_input, usable_except_template
 from ._ppg_quality import TEMPLATE_POINTS
 from ._beats import zscore_rows
 
@@ -62,11 +62,12 @@ class InputFilter:
         self.n_windows_ = 0
         return self
 
-    def update(self, ecg: object, ppg: object) -> InputQuality:
+    def update(self, ecg: object, ppg: object, measures: InputMeasures | None = None) -> InputQuality:
         """Judge one window (1-D arrays) or a batch (n_windows, n_samples), in order; learn from
-        the windows that pass."""
+        the windows that pass. ``measures``: ``measure_input`` of exactly these windows at this
+        filter's rate and thresholds, when already computed (e.g. batched across patients)."""
         th = self.thresholds
-        m = measure_input(ecg, ppg, self.sampling_rate, th)
+        m = measures if measures is not None else measure_input(ecg, ppg, self.sampling_rate, th)
         n = len(m)
         pq = m.ppg
         own = pq.own_template_corr.tolist()

@@ -6,7 +6,7 @@ A thin adapter over bpstream.filters so the step reads the same whatever the fil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -44,8 +44,18 @@ class Gates:
         self.input_filter_.load_state_dict(state["input"])
         self.label_filter_ = LabelFilter.from_bytes(state["label"], sampling_rate=self.sampling_rate)
 
-    def input(self, window: Window) -> InputVerdict:
-        q = self.input_filter_.update(window.ecg, window.ppg)
+    def input(self, window: Window, premeasured: Mapping | None = None) -> InputVerdict:
+        """``premeasured``: a memo of window measures (``bpstream.stream._premeasure``), used when it holds
+        this window measured at this filter's rate and thresholds; the verdict is the same either way."""
+        measures = None
+        if premeasured:
+            from ._premeasure import window_key
+
+            hit = premeasured.get(window_key(window))
+            f = self.input_filter_
+            if hit is not None and hit[0] == f.sampling_rate and hit[1] == f.thresholds:
+                measures = hit[2]
+        q = self.input_filter_.update(window.ecg, window.ppg, measures)
         return InputVerdict(
             usable=bool(q.usable[0]),
             reasons=tuple(q.reasons[0]),

@@ -28,14 +28,24 @@ class RecordRun:
     bad_chunks: int = 0
 
 
-def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0) -> Iterator[Output]:
+def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0, premeasure: bool = True) -> Iterator[Output]:
+    """The step over a record's chunks. ``premeasure``: measure the record's windows in batches first
+    (same outputs, several times cheaper input gate; see ``_premeasure``)."""
+    chunks = list(iter_chunks(recording, chunk_s))
+    if premeasure:
+        from ._premeasure import premeasure_chunks
+
+        premeasure_chunks(pipeline, chunks)
     state = None
-    for seq, chunk in enumerate(iter_chunks(recording, chunk_s)):
-        try:
-            state, outputs = pipeline.step(state, ChunkMessage(seq, chunk))
-        except ChunkError:
-            continue
-        yield from outputs
+    try:
+        for seq, chunk in enumerate(chunks):
+            try:
+                state, outputs = pipeline.step(state, ChunkMessage(seq, chunk))
+            except ChunkError:
+                continue
+            yield from outputs
+    finally:
+        pipeline.clear_premeasured()
 
 
 def replay_record(path: str | Path, config: PipelineConfig, factories: Mapping[str, Callable[[], Estimator]] | None = None,

@@ -75,6 +75,7 @@ class Pipeline:
                  factories: Mapping[str, Callable[[], Estimator]] | None = None):
         self.config = config
         self.factories = dict(factories or {})
+        self.premeasured: dict = {}  # window content -> input measures, see premeasure()
 
     # -- state ---------------------------------------------------------------------------------
     def new_state(self) -> PatientState:
@@ -95,6 +96,21 @@ class Pipeline:
         from ._step_state import state_from_bytes
 
         return state_from_bytes(data, self.new_state())
+
+    # -- batched input measures ----------------------------------------------------------------
+    def premeasure(self, windows: list[Window]) -> None:
+        """Measure ``windows`` in batches ahead of stepping them (``bpstream.stream._premeasure``).
+
+        The input gate then takes a window's measures from this memo; verdicts and outputs are the
+        same as without it, only cheaper. Call ``clear_premeasured()`` when the batch is done."""
+        from ._premeasure import measure_windows
+
+        f = _gates.Gates(sampling_rate=self.config.fs_hz).input_filter_
+        for key, m in measure_windows(windows, f.sampling_rate, f.thresholds).items():
+            self.premeasured[key] = (f.sampling_rate, f.thresholds, m)
+
+    def clear_premeasured(self) -> None:
+        self.premeasured = {}
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, state: PatientState | None, message: Message) -> tuple[PatientState, list[Output]]:
@@ -133,7 +149,7 @@ class Pipeline:
 
     def _window(self, state: PatientState, window: Window) -> list[Output]:
         c = self.config
-        quality = state.gates.input(window)
+        quality = state.gates.input(window, self.premeasured)
         reference = state.gates.label(window, quality) if window.abp is not None else None
         age = None if state.last_calibration_t_s is None else window.t_end_s - state.last_calibration_t_s
         if quality.usable:

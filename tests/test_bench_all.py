@@ -117,3 +117,49 @@ def test_service_bench_runs_end_to_end(recordings):
     assert any(p["windows"] > 0 for p in out["probes"])
     assert out["fetch_wait_ms"]["worker"] == 1500
     assert time.time() - t0 < 180
+
+
+def test_premeasured_replay_gives_the_same_outputs(recordings):
+    """Batched input measures (the replay's and the worker's fast path) change no output."""
+    from bpstream.stream._replay_local import iter_outputs
+    from bpstream.stream._step import Pipeline
+
+    config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("every:60"))
+    for rec in recordings:
+        slow = [repr(o) for o in iter_outputs(Pipeline(config), rec, 2.0, premeasure=False)]
+        pipeline = Pipeline(config)
+        fast = [repr(o) for o in iter_outputs(pipeline, rec, 2.0, premeasure=True)]
+        assert fast == slow and len(fast) > 100
+        assert pipeline.premeasured == {}  # cleared after the record
+
+
+def test_window_measures_do_not_depend_on_the_batch(recordings):
+    """measure_input of a window inside a batch equals measure_input of that window alone
+    (the memo's premise), including batches that mix windows with and without gaps."""
+    import numpy as np
+
+    from bpstream.filters._input_quality import DEFAULT_THRESHOLDS, measure_input
+    from bpstream.stream._bench_stages import collect_windows
+    from bpstream.stream._premeasure import take_row
+
+    windows, _, _, _ = collect_windows(recordings, 1.0, 80)
+    ecg = np.stack([w.ecg for w in windows[:40]])
+    ppg = np.stack([w.ppg for w in windows[:40]])
+    ecg[3, 100:180] = np.nan  # a gap in one window of the batch
+    batch = measure_input(ecg, ppg, 125.0, DEFAULT_THRESHOLDS)
+    for i in range(len(ecg)):
+        alone = measure_input(ecg[i : i + 1], ppg[i : i + 1], 125.0, DEFAULT_THRESHOLDS)
+        assert _same(take_row(batch, i, len(ecg)), alone), i
+
+
+def _same(a, b) -> bool:
+    """Exact equality of nested dataclasses of arrays (NaN equal to NaN, dtypes and shapes too)."""
+    import dataclasses
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    return a == b or (a != a and b != b)
