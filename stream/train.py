@@ -124,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.time()
     if args.folds and args.folds > 1:
         k_folds = args.folds
-        blocks = [record_block(n) for n in names]
-        fold_of = {n: fold_of_record(n, blocks, k_folds) for n in names}
+        # every listed record gets a fold (also those without usable windows, so validate can score them)
+        all_names = [p.name for p in records]
+        blocks = [record_block(n) for n in all_names]
+        fold_of = {n: fold_of_record(n, blocks, k_folds) for n in all_names}
         folds_doc = {"k": k_folds, "split": "record number // 50, blocks dealt round-robin", "seed": args.seed,
                      "folds": [], "record_fold": fold_of}
         rec_fold = np.array([fold_of[n] for n in names])[arr.record]
@@ -134,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
             save_population(pop, out / f"fold{k}.pt")
             folds_doc["folds"].append({
                 "fold": k, "weights": f"fold{k}.pt",
-                "test_records": sorted(n for n in names if fold_of[n] == k),
-                "test_blocks": sorted({record_block(n) for n in names if fold_of[n] == k}),
+                "test_records": sorted(n for n in all_names if fold_of[n] == k),
+                "test_blocks": sorted({record_block(n) for n in all_names if fold_of[n] == k}),
                 "train_records": pop.meta["train_records"] + pop.meta["calibration_records"],
             })
         (out / FOLDS_FILE).write_text(json.dumps(folds_doc, indent=1))

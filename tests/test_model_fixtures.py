@@ -50,4 +50,5 @@ def population(seed: int = 0) -> Population:
     net = PopulationNet()
     with torch.no_grad():  # a non-trivial delta layer so adaptation has something to move
         net.delta_out.weight.mul_(3.0)
-    return Population(net, {"offset_sd_mmhg": [8.0, 5.0, 6.0]})
+    return Population(net, {"offset_sd_mmhg": [8.0, 5.0, 6.0], "level_blend": [0.3, 0.5, 0.5],
+                            "sd_base_mmhg2": [9.0, 4.0, 4.0], "sd_slope_mmhg2_per_s": [0.5, 0.05, 0.1]})

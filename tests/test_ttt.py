@@ -52,7 +52,7 @@ def test_supervised_adaptation_moves_toward_labels():
 
 
 def test_l2sp_and_step_cap_keep_weights_near_population():
-    est = ttt(lr=1.0)  # the estimator caps lr at 0.05
+    est = ttt(lr=1.0, rollback_window=1000)  # the estimator caps lr at 0.05; no rollback here
     assert est.lr <= 0.05
     ws = windows(10, seed=4)
     for k, w in enumerate(ws):
@@ -128,3 +128,25 @@ def test_offset_estimator_adds_mean_residual():
     f1 = frozen.predict_one(ws[1])
     e1 = est.predict_one(ws[1])
     assert abs(e1.sbp_mmhg - (f1.sbp_mmhg + 150 - f0.sbp_mmhg)) < 1e-4
+
+
+def test_latest_anchor_blends_with_patient_level_and_uncertainty_grows_with_age():
+    est = ttt()
+    ws = windows(30)
+    est.learn_one(ws[0], label(120.0, 70.0, ws[0].t_end_s))
+    est.learn_one(ws[1], label(130.0, 80.0, ws[1].t_end_s))
+    e = est.predict_one(ws[1])  # at the newest anchor the delta is zero: y_last + alpha (mean - y_last)
+    assert abs(e.sbp_mmhg - (130.0 + 0.3 * (125.0 - 130.0))) < 1e-3
+    assert abs(e.dbp_mmhg - (80.0 + 0.5 * (75.0 - 80.0))) < 1e-3
+    later = est.predict_one(ws[29])
+    assert later.sbp_sd_mmhg > e.sbp_sd_mmhg  # older calibration, wider interval
+    assert abs(e.sbp_sd_mmhg - 3.0) < 1e-6  # sqrt(base) at age 0
+
+
+def test_precision_combination_uses_every_anchor():
+    est = ttt(combine="precision")
+    ws = windows(3)
+    est.learn_one(ws[0], label(120.0, 70.0, ws[0].t_end_s))
+    est.learn_one(ws[1], label(160.0, 90.0, ws[1].t_end_s))
+    e = est.predict_one(ws[1])
+    assert 120.0 < e.sbp_mmhg < 160.0
