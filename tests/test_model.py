@@ -145,3 +145,19 @@ def test_bench_model_reports_the_three_numbers(tmp_path):
     doc = run_bench(args)["model"]
     assert doc["infer_ms_per_window"] > 0 and doc["ttt_update_ms_p99"] > 0
     assert 0 < doc["state_bytes"] <= 64 * 1024
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_weights(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(root)], check=True)
+    (wheel,) = tmp_path.glob("bpstream-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "bpstream/models/weights/population.pt" in names
+    assert "bpstream/models/weights/population.json" in names
