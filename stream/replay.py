@@ -85,6 +85,11 @@ def arterial_calibrations(recording, schedule: Schedule, start_s: float, chunk_s
         for o in outputs:
             if isinstance(o, WindowResult):
                 for label in o.labels:
+                    if label.sbp_mmhg is None or label.dbp_mmhg is None:
+                        # a partial arterial label (e.g. a damped line keeps only its MAP) has no
+                        # bp.commands.v1 form (sbp and dbp are required): the in-stream schedule uses it,
+                        # commands cannot; this is the one way the two calibration modes differ
+                        continue
                     cmd = Calibrate(command_id=f"replay:{recording.name}:arterial:{len(out)}", measured_at_s=o.t_end_s,
                                     sbp_mmhg=label.sbp_mmhg, dbp_mmhg=label.dbp_mmhg, map_mmhg=label.map_mmhg,
                                     source="arterial")
