@@ -2,7 +2,8 @@
 the other takes over its patients, restores their state from the changelog and continues.
 
 This run uses the worker's own arterial schedule (``--calibration once``: labels from the ABP in the
-stream) and a replay without calibration commands, the second way to run a validation through Kafka.
+stream) and a replay without calibration commands, the second way to run a validation through Kafka,
+and publishes the test-time-trained model (``ttt``, torch state in the changelog).
 Every window is compared with the in-process ``validate`` loop; what differs must be one of the
 documented failover effects (README, "What can be lost on failover"), each named below.
 """
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.kafka
 # patient ids picked so that murmur2(key) % 4 covers partitions 0, 1, 2, 3
 PATIENTS = {"a555l-3": "a555l", "f362s-11": "f362s", "v370s-0": "v370s", "b330s-2": "b330s"}
 SPLIT_S = 150.0  # seconds of each record replayed before the kill
+METHODS = ("ttt", "carry_forward")  # the first is published
 
 
 def _estimates(settings, expected_ends: dict[str, set[float]], timeout_s: float = 120.0) -> list[dict]:
@@ -37,8 +39,8 @@ def _estimates(settings, expected_ends: dict[str, set[float]], timeout_s: float 
 
 
 def test_failover_to_the_surviving_worker_restores_state_and_continues(tansu, tmp_path):
-    settings = settings_for(tansu, "fo", calibration="once")
-    runs = {p: in_process(r) for p, r in PATIENTS.items()}
+    settings = settings_for(tansu, "fo", calibration="once", methods=METHODS)
+    runs = {p: in_process(r, "once", METHODS) for p, r in PATIENTS.items()}
     paths = [record(r) for r in PATIENTS.values()]
     a = WorkerProcess(settings, tmp_path, "a")
     b = WorkerProcess(settings, tmp_path, "b")
@@ -76,6 +78,7 @@ def test_failover_to_the_surviving_worker_restores_state_and_continues(tansu, tm
         by_end: dict[float, list[dict]] = {}
         for d in mine:
             by_end.setdefault(round(from_iso(d["window_end"]) - START_S, 3), []).append(d)
+        assert {d["model"]["name"] for d in mine} == {METHODS[0]}
         after = [d for d in mine if from_iso(d["window_end"]) - START_S > SPLIT_S + 10]
         assert after and all(int(d["_worker"].rsplit(":", 1)[1]) == b.process.pid for d in after)
         missing = []
@@ -84,7 +87,7 @@ def test_failover_to_the_surviving_worker_restores_state_and_continues(tansu, tm
             if t not in by_end:
                 missing.append(t)
                 continue
-            est = w.estimates["carry_forward"]
+            est = w.estimates[METHODS[0]]
             for d in by_end[t]:  # duplicates (at-least-once re-processing) must agree with validate too
                 assert d["validity"] == est.validity.value, (patient, t, d["validity"], est)
                 for q, v in (("sbp", est.sbp_mmhg), ("dbp", est.dbp_mmhg), ("map", est.map_mmhg)):

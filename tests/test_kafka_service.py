@@ -37,8 +37,8 @@ START_S = 1_780_000_000.0  # record second 0 on the wire (a whole second: times 
 
 
 @functools.lru_cache(maxsize=None)
-def in_process(name: str, schedule: str = "once"):
-    config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse(schedule))
+def in_process(name: str, schedule: str = "once", methods: tuple[str, ...] = ("carry_forward",)):
+    config = PipelineConfig(methods=methods, arterial_schedule=Schedule.parse(schedule))
     return replay_record(record(name), config)
 
 
