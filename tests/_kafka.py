@@ -22,6 +22,7 @@ def settings_for(bootstrap: str, name: str, **changes) -> Settings:
     """Settings with topics and consumer group of their own, so tests on one broker never mix."""
     tag = f"{name}{next(_COUNTER)}"
     base = dict(broker=bootstrap, partitions=4, session_timeout_s=10.0, app_id=f"bpstream-{tag}",
+                methods=("carry_forward",),  # pinned: tests state what they publish
                 topic_waveforms=f"{tag}.bp.waveforms.v1", topic_commands=f"{tag}.bp.commands.v1",
                 topic_estimates=f"{tag}.bp.estimates.v1", topic_events=f"{tag}.bp.events.v1",
                 topic_deadletter=f"{tag}.bp.deadletter.v1")

@@ -71,7 +71,7 @@ def run_agent(settings: Settings, script):
 
 
 def test_chunks_become_estimates_equal_to_the_in_process_step(chunks):
-    settings = Settings(calibration="once", batch_within_s=0.01)
+    settings = Settings(methods=("carry_forward",), calibration="once", batch_within_s=0.01)
 
     async def script(agent, service, sinks):
         for seq, chunk in enumerate(chunks):
@@ -104,7 +104,7 @@ def test_bad_message_is_dead_lettered_and_the_patient_goes_on(chunks):
         for seq in range(1, 6):
             await put(agent, WAVES, b"p-1", encode_waveform("p-1", seq, chunks[seq]))
 
-    sinks = run_agent(Settings(batch_within_s=0.01), script)
+    sinks = run_agent(Settings(methods=("carry_forward",), batch_within_s=0.01), script)
     (dead,) = sinks["deadletter"].docs
     assert dead["reason"] == "msg_not_json" and dead["source"]["topic"] == WAVES and dead["source"]["offset"] == 1
     assert len(sinks["estimates"].docs) == 2  # windows ending at 10 s and 12 s
@@ -118,7 +118,7 @@ def test_duplicate_chunk_is_ignored_and_leaves_the_state(chunks):
         await put(agent, WAVES, b"p-1", encode_waveform("p-1", 4, chunks[4]))
         assert service.table.get(b"p-1") == before
 
-    sinks = run_agent(Settings(batch_within_s=0.01), script)
+    sinks = run_agent(Settings(methods=("carry_forward",), batch_within_s=0.01), script)
     assert [e["type"] for e in sinks["events"].docs] == ["duplicate_ignored"]
     assert sinks["events"].docs[0]["detail"] == {"seq": 4}
     assert len(sinks["estimates"].docs) == 2 and not sinks["deadletter"].docs
@@ -137,7 +137,7 @@ def test_commands_wait_for_the_stream_then_calibrate_or_dead_letter(chunks):
         for seq in range(6, 9):  # later waveforms of the partition release them, in order
             await put(agent, WAVES, b"p-1", encode_waveform("p-1", seq, chunks[seq]))
 
-    sinks = run_agent(Settings(batch_within_s=0.01), script)
+    sinks = run_agent(Settings(methods=("carry_forward",), batch_within_s=0.01), script)
     assert [d["reason"] for d in sinks["deadletter"].docs] == ["msg_unknown_patient"]
     accepted = [e for e in sinks["events"].docs if e["type"] == "calibration_accepted"]
     assert len(accepted) == 1 and accepted[0]["detail"]["measured_at"] == "2026-05-28T20:26:53.000000Z" and accepted[0]["detail"]["source"] == "cuff"
@@ -147,7 +147,7 @@ def test_commands_wait_for_the_stream_then_calibrate_or_dead_letter(chunks):
 
 
 def test_processor_chains_states_within_a_batch(chunks):
-    settings = Settings()
+    settings = Settings(methods=("carry_forward",))
     proc = Processor(settings, Pipeline(PipelineConfig(arterial_schedule=Schedule.parse("once"))), clock=lambda: T0)
     items = [Item(WAVES, 0, i, b"p-1", encode_waveform("p-1", i, c)) for i, c in enumerate(chunks[:6])]
     results = proc.process_batch(items)
