@@ -1,6 +1,6 @@
 """``bpstream bench perf``: replay speed, stage costs, beds per worker, latency, raw ceiling, memory.
 
-One run (part of ``bpstream bench`` / ``bench all``), about 6 minutes on a 2-core machine:
+One run (part of ``bpstream bench`` / ``bench all``), about 8 minutes on a 2-core machine:
 
 1. ``replay``: in-process replay of the full loop over the records, x real time, one core;
 2. ``stages``: ms per window of decode, windowing, filters, batched inference, TTT update per label;
@@ -31,14 +31,14 @@ PARTS = ("replay", "stages", "service")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("perf (bpstream bench perf)")
     g.add_argument("--perf-parts", default=",".join(PARTS), help="comma-separated: replay,stages,service")
-    g.add_argument("--perf-replay-s", type=float, default=60.0, help="wall-time budget of the replay (s)")
+    g.add_argument("--perf-replay-s", type=float, default=45.0, help="wall-time budget of the replay (s)")
     g.add_argument("--perf-records", type=int, default=None, help="at most this many records (spread over the set)")
     g.add_argument("--perf-calibration", default="once", help="arterial calibration schedule (validate's default: once)")
     g.add_argument("--perf-methods", help="estimators (default: the service's, the first registered of ttt/offset/frozen/...)")
     g.add_argument("--perf-windows", type=int, default=640, help="windows for the stage timings")
     g.add_argument("--perf-labels", type=int, default=200, help="labels for the TTT update timing")
-    g.add_argument("--perf-service-s", type=float, default=300.0, help="wall-time budget of the service part (s)")
-    g.add_argument("--perf-probe-s", type=float, default=30.0, help="length of a search probe (s)")
+    g.add_argument("--perf-service-s", type=float, default=420.0, help="wall-time budget of the service part (s)")
+    g.add_argument("--perf-probe-s", type=float, default=20.0, help="length of a search probe (s)")
     g.add_argument("--perf-confirm-s", type=float, default=120.0, help="length of the confirmation run (s)")
     g.add_argument("--perf-start-beds", type=int, default=None, help="first bed count of the search")
     g.add_argument("--perf-fetch-wait-ms", type=int, default=None,

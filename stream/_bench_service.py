@@ -100,7 +100,8 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
         def left() -> float:
             return budget_s - (time.time() - t_start)
 
-        while left() > probe_s + ramp + 25 + confirm_s + 40 + confirm_s / 2:  # room for a confirm and a retry
+        reserve = confirm_s + min(20.0, confirm_s / 4) + 35 + min(60.0, confirm_s / 2)  # confirmation + a short retry
+        while left() > probe_s + ramp + 25 + reserve:
             k += 1
             r = await run_probe(producer, reader, beds, worker, topic, f"s{k}", n, probe_s + ramp + 12, ramp,
                                 p99_limit_s, drain_s=10.0)
@@ -122,10 +123,10 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
         final: ProbeResult | None = None
         cand = best.beds if best is not None else n
         for _ in range(2):
-            if left() < confirm_s * 0.5:
+            ramp_c = min(20.0, confirm_s / 4)
+            length = min(confirm_s, left() - ramp_c - 12 - 10 - 5)  # ramp, first window, drain, stop
+            if length < min(30.0, confirm_s):
                 break
-            length = min(confirm_s, left() - 25)
-            ramp_c = min(20.0, length / 4)
             r = await run_probe(producer, reader, beds, worker, topic, f"c{cand}", cand, length + ramp_c + 12, ramp_c,
                                 p99_limit_s, drain_s=10.0)
             d = r.as_dict()
