@@ -4,7 +4,8 @@ Stages, each timed on its own over the same windows:
 - ``decode``: ``bp.waveforms.v1`` bytes -> chunk (JSON, base64, checks), per window = per chunk x
   (hop / chunk length), since one window is emitted per hop;
 - ``window``: ``Windower.update`` (causal anti-alias + resampling to 125 Hz, cutting), per window;
-- ``filters``: the step's gates, input quality and the arterial label filter, per window;
+- ``filters``: the step's gates, input quality and the arterial label filter, per window, with the input
+  measures batched ahead as the replay and the worker do (``filters_one_by_one_ms``: without);
 - ``infer``: the population encoder (features + CNN) in batches of 64, per window; ``infer_single``
   is the same one window at a time (what the step does today), ``head`` the per-patient TTT head;
 - ``ttt_update_per_label``: ``TTTEstimator.learn_one`` per accepted label (p50 and p99), with the
@@ -97,20 +98,30 @@ def stage_costs(recordings: Sequence[Recording], chunk_s: float = 1.0, hop_s: fl
         windows, names, spent, n = collect_windows(recordings, chunk_s, max_windows)
         ms["window"] = _ms_per(spent, n)
         ex["windows"] = n
-        # filters: the step's gates, fresh per record (one patient each) as in the step
-        usable: list[Window] = []
-        labels = []
-        gates, current = None, None
-        t0 = _clock()
-        for w, name in zip(windows, names):
-            if name != current:
-                gates, current = Pipeline(PipelineConfig()).new_state().gates, name
-            q = gates.input(w)
-            ref = gates.label(w, q) if w.abp is not None else None
-            if q.usable:
-                usable.append(w)
-                labels.append(ref if ref is not None and ref.usable else None)
-        ms["filters"] = _ms_per(_clock() - t0, len(windows))
+        # filters: the step's gates, fresh per record (one patient each) as in the step; first as the
+        # replay and the worker run them (input measures batched ahead, _premeasure), then one by one
+        pipeline = Pipeline(PipelineConfig())
+        for batched in (True, False):
+            usable: list[Window] = []
+            labels = []
+            gates, current = None, None
+            t0 = _clock()
+            if batched:
+                pipeline.premeasure(windows)
+            for w, name in zip(windows, names):
+                if name != current:
+                    gates, current = pipeline.new_state().gates, name
+                q = gates.input(w, pipeline.premeasured)
+                ref = gates.label(w, q) if w.abp is not None else None
+                if q.usable:
+                    usable.append(w)
+                    labels.append(ref if ref is not None and ref.usable else None)
+            spent = _clock() - t0
+            pipeline.clear_premeasured()
+            if batched:
+                ms["filters"] = _ms_per(spent, len(windows))
+            else:
+                ex["filters_one_by_one_ms"] = _ms_per(spent, len(windows))
         ex.update(_measure_batch_costs(windows, batch))
         ex["usable_windows"] = len(usable)
         ex["labels_passed"] = sum(1 for x in labels if x is not None)
