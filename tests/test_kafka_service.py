@@ -193,7 +193,11 @@ def test_malformed_messages_are_dead_lettered_or_ignored_while_others_flow(servi
         assert doc["payload_bytes"] == len(value)
         if len(value) <= 65536:
             assert base64.b64decode(doc["payload_b64"]) == value
-    events = _docs_for(settings, settings.topic_events, patient, 3)
+    def both_duplicates(docs):
+        mine = [e for e in docs if e.get("patient_id") == patient and e["type"] == "duplicate_ignored"]
+        return any(e["detail"].get("seq") == 3 for e in mine) and any(e["command_id"] == "dup-cmd" for e in mine)
+
+    events = [e for e in read_topic(settings, settings.topic_events, both_duplicates) if e["patient_id"] == patient]
     dup = [e for e in events if e["type"] == "duplicate_ignored"]
     assert any(e["detail"].get("seq") == 3 for e in dup), events
     assert any(e["command_id"] == "dup-cmd" for e in dup), events
