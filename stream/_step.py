@@ -64,7 +64,7 @@ class PatientState:
     calibrations: int = 0
     last_calibration_t_s: float | None = None
     last_t_end_s: float | None = None
-    pending: list[Reference] = field(default_factory=list)
+    pending: list[tuple[str, Reference]] = field(default_factory=list)  # (command id, label) awaiting their window
     history: list[Window] = field(default_factory=list)
 
 
@@ -159,28 +159,28 @@ class Pipeline:
             estimates = {m: bad for m in state.estimators}
         state.last_t_end_s = window.t_end_s
         outputs: list[Output] = []
-        labels: list[Reference] = []
+        labels: list[tuple[str | None, Reference]] = []
         # arterial calibration from the stream's own reference, on the configured schedule
         elapsed = window.t_end_s - (state.t_origin_s or 0.0)
         if state.next_due_s is not None and elapsed >= state.next_due_s and quality.usable \
                 and reference is not None and reference.usable:
-            labels.append(_timed(reference, window.t_end_s))
+            labels.append((None, _timed(reference, window.t_end_s)))
             state.next_due_s = c.arterial_schedule.after(state.next_due_s, elapsed)
         # pending readings whose time has come
-        still: list[Reference] = []
-        for label in state.pending:
+        still: list[tuple[str, Reference]] = []
+        for command_id, label in state.pending:
             if label.t_s is not None and label.t_s > window.t_end_s:
-                still.append(label)
+                still.append((command_id, label))
             elif quality.usable:
-                labels.append(label)
+                labels.append((command_id, label))
             elif label.t_s is not None and window.t_end_s - label.t_s > c.pair_tolerance_s:
-                outputs.append(Event(EventKind.CALIBRATION_REJECTED, window.t_end_s, Reason.CUFF_NO_WINDOW))
+                outputs.append(Event(EventKind.CALIBRATION_REJECTED, window.t_end_s, Reason.CUFF_NO_WINDOW, command_id))
             else:
-                still.append(label)
+                still.append((command_id, label))
         state.pending = still
-        for label in labels:
+        for command_id, label in labels:
             self._learn(state, window, label)
-            outputs.append(Event(EventKind.CALIBRATION_ACCEPTED, window.t_end_s,
+            outputs.append(Event(EventKind.CALIBRATION_ACCEPTED, window.t_end_s, command_id=command_id,
                                  detail={"source": label.source, "t_s": label.t_s}))
         if quality.usable and not labels:
             for est in state.estimators.values():
@@ -193,7 +193,7 @@ class Pipeline:
             input_usable=quality.usable, input_reasons=quality.reasons,
             ecg_score=quality.ecg_score, ppg_score=quality.ppg_score,
             reference=reference, estimates=estimates, calibration_count=state.calibrations,
-            calibration_age_s=age, labels=tuple(labels),
+            calibration_age_s=age, labels=tuple(label for _, label in labels),
         ))
         return outputs
 
@@ -216,7 +216,7 @@ class Pipeline:
             return [Event(EventKind.CALIBRATION_REJECTED, state.last_t_end_s, reason, cmd.command_id)]
         t = cmd.measured_at_s
         if state.last_t_end_s is None or t > state.last_t_end_s:
-            state.pending = state.pending + [label]  # paired when its window arrives
+            state.pending = state.pending + [(cmd.command_id, label)]  # paired when its window arrives
             return []
         # late: pair with the newest usable window in the history that covers the reading's time
         for window in reversed(state.history):

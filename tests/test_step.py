@@ -113,7 +113,8 @@ def test_cuff_reading_waits_for_its_window_and_duplicates_are_ignored():
     assert paired.estimates["carry_forward"].sbp_mmhg is None and paired.labels[0].sbp_mmhg == 131.0
     after = next(w for w in windows if w.t_end_s > paired.t_end_s and w.input_usable)
     assert after.estimates["carry_forward"].sbp_mmhg == 131.0
-    assert any(getattr(o, "kind", None) == EventKind.CALIBRATION_ACCEPTED for o in outs)
+    accepted = [o for o in outs if getattr(o, "kind", None) == EventKind.CALIBRATION_ACCEPTED]
+    assert [e.command_id for e in accepted] == ["cmd-1"]  # the event names the command it answers
 
 
 def test_late_reading_pairs_with_history_stale_and_implausible_rejected():
