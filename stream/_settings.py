@@ -50,7 +50,7 @@ class Settings:
     store: str = "memory://"  # memory:// or rocksdb://
     datadir: str = "bpstream-data"  # worker-local files (rocksdb tables)
     session_timeout_s: float = 10.0
-    methods: tuple[str, ...] = ("carry_forward",)  # the first is published
+    methods: tuple[str, ...] = ("ttt",)  # the first is published (ttt: the product default)
     calibration: str = "off"  # arterial calibration from the stream's ABP: off | once | every:N
     command_hold_s: float = 3.0  # a command waits at most this long for its partition's waveforms
     batch_max: int = 16  # micro-batch: at most this many messages per executor call
