@@ -66,6 +66,12 @@ class Population:
         return (w * self.delta_gain[:, None]).astype(np.float32)
 
     @property
+    def feat_weight(self) -> np.ndarray:
+        """Population feature-delta map (3, N_FEATURES): mmHg change per unit change of each scaled feature."""
+        w = self.constants.get("feat_delta_w")
+        return np.zeros((3, N_FEATURES), np.float32) if w is None else np.asarray(w, np.float32)
+
+    @property
     def dim(self) -> int:
         return self.net.emb_dim + N_FEATURES
 

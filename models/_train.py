@@ -263,3 +263,57 @@ def label_dynamics(arr: TrainArrays, every_s: float = 60.0, start_s: float = 30.
         base.append(float(a))
         slope.append(float(b))
     return {"level_blend": [float(b) for b in blend], "sd_base_mmhg2": base, "sd_slope_mmhg2_per_s": slope}
+
+
+def _anchored_pairs(arr: TrainArrays, every_s: float = 60.0, start_s: float = 30.0):
+    """(feature difference, label difference, record) for each later window against the calibrations a
+    validate-like replay would take (first at ``start_s``, then every ``every_s``): the pairs the
+    feature-delta head meets at test time."""
+    dfs, dys, recs = [], [], []
+    for r, g in enumerate(_by_record(arr)):
+        t = arr.t_s[g]
+        due, a = start_s, None
+        for i in range(len(g)):
+            if a is not None:
+                dfs.append(arr.feats[g[i]] - arr.feats[g[a]])
+                dys.append(arr.y[g[i]] - arr.y[g[a]])
+                recs.append(r)
+            if t[i] >= due:
+                a = i
+                due += every_s
+                while due <= t[i]:
+                    due += every_s
+    if not dfs:
+        return np.zeros((0, arr.feats.shape[1])), np.zeros((0, N_OUT)), np.zeros(0, int)
+    return np.asarray(dfs, np.float64), np.asarray(dys, np.float64), np.asarray(recs)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y).T  # (3, F)
+
+
+def fit_feature_delta(arr: TrainArrays, seed: int = 0) -> dict[str, list]:
+    """Population linear map from the change in physiological features (window - calibration window) to the
+    change in SBP/DBP/MAP, ridge-regularised. Ridge strength and a shrinkage gain are chosen by grouped
+    leave-one-record-out cross-validation over the training records (MAE, the metric that is reported);
+    zero if nothing helps. ``seed`` is kept for the interface (the procedure is deterministic)."""
+    dx, dy, rec = _anchored_pairs(arr, every_s=1e9)  # one calibration at 30 s: changes over 0-5 min
+    if len(dy) < 50 or len(np.unique(rec)) < 3:
+        return {"feat_delta_w": np.zeros((N_OUT, arr.feats.shape[1])).tolist()}
+    # leave-one-record-out (records are the unit of generalisation; few of them, so no random splits)
+    ids = np.unique(rec)
+    fold = np.searchsorted(ids, rec)
+    n_splits = len(ids)
+    lams, gains = [3.0, 10.0, 30.0, 100.0, 1000.0], np.linspace(0.0, 1.0, 11)
+    best = (np.full(N_OUT, np.inf), np.full(N_OUT, 1000.0), np.zeros(N_OUT))
+    for lam in lams:
+        pred = np.zeros_like(dy)
+        for k in range(n_splits):
+            tr = fold != k
+            pred[~tr] = dx[~tr] @ _ridge(dx[tr], dy[tr], lam).T
+        for g in gains:
+            mae = np.abs(dy - g * pred).mean(axis=0)
+            better = mae < best[0] - 1e-9
+            best = (np.where(better, mae, best[0]), np.where(better, lam, best[1]), np.where(better, g, best[2]))
+    w = np.stack([best[2][k] * _ridge(dx, dy, best[1][k])[k] for k in range(N_OUT)])
+    return {"feat_delta_w": w.tolist(), "feat_delta_lambda": best[1].tolist(), "feat_delta_gain": best[2].tolist()}

@@ -5,7 +5,8 @@ residual) and ``ttt`` (calibration-anchored per-patient test-time training, the 
 * prediction: every labelled window in the queue is an anchor; each anchor predicts
   ``y_anchor + delta(window, anchor)`` with an uncertainty that grows with the difference between the two
   windows and the time between them; anchors are combined by inverse variance (recent, similar ones win);
-* personal parameters: the last layer of the delta head (3 x hidden), started at the population value;
+* personal parameters: the feature-delta map (3 x N_FEATURES: mmHg per unit change of heart rate, pulse
+  arrival time, PPG amplitude/shape...), started at the population value;
 * learning: on each accepted label, a few capped Adam steps on the supervised loss over all label pairs in
   the labelled queue, plus a throttled self-supervised loss on the unlabelled queue (cycle consistency of the
   deltas and smoothness between neighbouring windows), with weighted sampling between the two queues and an
@@ -163,7 +164,16 @@ class TTTEstimator(_ModelEstimator):
 
     # -- prediction ----------------------------------------------------------------------------
     def _weight(self) -> np.ndarray:
-        return self.pop.delta_weight if self.w_ is None else self.w_
+        return self.pop.feat_weight if self.w_ is None else self.w_
+
+    def anchor_terms(self, z_t: np.ndarray, z_a: np.ndarray, y_a: np.ndarray, dt_s: np.ndarray):
+        """Frozen part of the change anchor -> window (population CNN delta, shrunk), the feature change
+        the personal layer multiplies, and the delta head's sd; one row per (window, anchor) pair."""
+        h, sd = self.pop.delta_parts(z_t, z_a, np.nan_to_num(y_a), dt_s)
+        fixed = (h @ self.pop.delta_weight.T).astype(np.float64) * self.pop.y_std
+        k = self.pop.net.emb_dim
+        dfeat = (np.atleast_2d(z_t)[:, k:] - np.atleast_2d(z_a)[:, k:]).astype(np.float64)
+        return fixed, dfeat, sd
 
     def _anchored(self, z: np.ndarray, t_s: float, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd for one embedding: from the latest anchor having each quantity ("latest"), or the
@@ -176,9 +186,9 @@ class TTTEstimator(_ModelEstimator):
             lab_z, lab_t = lab_z[keep], lab_t[keep]
             lab_y = np.where(newest[keep], lab_y[keep], np.nan).astype(np.float32)
         n = len(lab_y)
-        h, sd = self.pop.delta_parts(np.repeat(z[None], n, 0), lab_z, np.nan_to_num(lab_y), np.abs(t_s - lab_t))
+        fixed, dfeat, sd = self.anchor_terms(np.repeat(z[None], n, 0), lab_z, lab_y, np.abs(t_s - lab_t))
         w = self._weight() if w is None else w
-        mu_i = lab_y.astype(np.float64) + (h @ w.T).astype(np.float64) * self.pop.y_std
+        mu_i = lab_y.astype(np.float64) + fixed + dfeat @ w.T.astype(np.float64)
         if self.combine == "latest" and self.pop.sd_base_mmhg2 is not None:
             # one anchor per quantity; the patient's level (mean of its labels) pulls the anchor by alpha,
             # and the uncertainty grows with the calibration age (population label dynamics)
@@ -273,7 +283,7 @@ class TTTEstimator(_ModelEstimator):
     def _step(self, use_ssl: bool, supervised: bool = True) -> None:
         from bpstream.models._adapt import adapt_step
 
-        w0 = self.pop.delta_weight
+        w0 = self.pop.feat_weight
         w = w0.copy() if self.w_ is None else self.w_
         m = np.zeros_like(w) if self.adam_m_ is None else self.adam_m_
         v = np.zeros_like(w) if self.adam_v_ is None else self.adam_v_

@@ -74,9 +74,26 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
     }
 
 
-def _cache_key(path: Path) -> str:
+def _code_digest() -> str:
+    """Digest of the code that decides which windows and labels a record yields (filters, gates, features),
+    so a cache built before a filter changed is never reused."""
+    import bpstream.filters as filters_pkg
+    import bpstream.models._features as features_mod
+
+    from . import _gates as gates_mod
+
+    h = hashlib.sha1(_VERSION.encode())
+    files = sorted(Path(filters_pkg.__file__).parent.glob("*.py")) + [Path(gates_mod.__file__),
+                                                                      Path(features_mod.__file__)]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _cache_key(path: Path, code: str) -> str:
     st = path.with_suffix(".hea").stat()
-    h = hashlib.sha1(json.dumps([_VERSION, path.name, st.st_size, int(st.st_mtime)]).encode()).hexdigest()[:12]
+    h = hashlib.sha1(json.dumps([code, path.name, st.st_size, int(st.st_mtime)]).encode()).hexdigest()[:12]
     return f"{path.name}-{h}.npz"
 
 
@@ -92,9 +109,10 @@ def build_arrays(paths: Sequence[Path], cache_dir: str | Path | None = None,
     cache = Path(cache_dir) if cache_dir else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
+    code = _code_digest() if cache else ""
     for path in paths:
         path = Path(path)
-        f = cache / _cache_key(path) if cache else None
+        f = cache / _cache_key(path, code) if cache else None
         if f is not None and f.exists():
             with np.load(f) as d:
                 arr = {k: d[k] for k in d.files}

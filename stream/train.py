@@ -43,7 +43,7 @@ def _log(msg: str) -> None:
 
 def _fit(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, tag: str):
     from bpstream.models._population import Population
-    from bpstream.models._train import TrainConfig, calibrate, label_dynamics, record_block, train_population
+    from bpstream.models._train import TrainConfig, calibrate, fit_feature_delta, label_dynamics, record_block, train_population
 
     blocks = sorted({record_block(names[r]) for r in np.unique(arr.record[train_mask])})
     rec_block = np.array([record_block(n) for n in names])[arr.record]
@@ -58,6 +58,8 @@ def _fit(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, t
     constants.update(_offset_sd(net, held) if len(held.y) else {})
     # label dynamics (label-only statistics) from all of this model's training records
     constants.update(label_dynamics(arr.subset(train_mask).only_usable()))
+    # the population feature-delta map (the personal layer's starting point), grouped-CV regularised
+    constants.update(fit_feature_delta(arr.subset(train_mask).only_usable(), seed=seed))
     meta = {
         "train_records": sorted({names[r] for r in np.unique(arr.record[fit_mask])}),
         "calibration_records": sorted({names[r] for r in np.unique(arr.record[inner])}),

@@ -161,3 +161,32 @@ def test_wheel_ships_the_weights(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "bpstream/models/weights/population.pt" in names
     assert "bpstream/models/weights/population.json" in names
+
+
+def _feature_arrays(signal_mmhg_per_unit: float, seed: int = 0) -> TrainArrays:
+    from bpstream.models._features import N_FEATURES as F
+
+    rng = np.random.default_rng(seed)
+    feats, ys, rec, ts = [], [], [], []
+    for r in range(12):
+        walk = np.cumsum(rng.normal(0, 0.3, (40, F)), axis=0).astype(np.float32)
+        base = rng.normal(0, 1, F).astype(np.float32)
+        for k in range(40):
+            f = base + walk[k]
+            y = 120 + 10 * r + signal_mmhg_per_unit * walk[k, 0] + rng.normal(0, 2.0)
+            feats.append(f)
+            ys.append([y, y / 2, y * 0.7])
+            rec.append(r)
+            ts.append(10.0 + 5 * k)
+    n = len(ys)
+    return TrainArrays(np.zeros((n, 2, 8), np.float16), np.asarray(feats), np.asarray(ys, np.float32),
+                       np.asarray(rec), np.asarray(ts, np.float32), np.ones(n, np.float32), [f"r{r}" for r in range(12)])
+
+
+def test_feature_delta_learns_a_planted_relation_and_stays_small_without_one():
+    from bpstream.models._train import fit_feature_delta
+
+    w = np.asarray(fit_feature_delta(_feature_arrays(6.0))["feat_delta_w"])
+    assert abs(w[0, 0] - 6.0) < 1.5 and np.all(np.abs(w[0, 1:]) < 1.0)
+    w0 = np.asarray(fit_feature_delta(_feature_arrays(0.0, seed=1))["feat_delta_w"])
+    assert np.all(np.abs(w0) < 1.0)

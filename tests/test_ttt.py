@@ -47,7 +47,7 @@ def test_supervised_adaptation_moves_toward_labels():
     single = TTTEstimator(population=population(), max_labels=1)
     single.learn_one(a, label(110.0, 60.0, a.t_end_s))
     # the anchor at b now predicts b; and the personal layer moved off the population value
-    assert est.w_ is not None and not np.allclose(est.w_, population().delta_weight)
+    assert est.w_ is not None and not np.allclose(est.w_, population().feat_weight)
     assert abs(est.predict_one(b).sbp_mmhg - 150.0) < gap0
 
 
@@ -57,7 +57,7 @@ def test_l2sp_and_step_cap_keep_weights_near_population():
     ws = windows(10, seed=4)
     for k, w in enumerate(ws):
         est.learn_one(w, label(120.0 + 25 * (-1) ** k, 70.0, w.t_end_s))
-    w0 = population().delta_weight
+    w0 = population().feat_weight
     assert np.max(np.abs(est.w_ - w0)) <= 0.05 * est.steps_per_label * len(ws) + 1e-6
 
 
@@ -79,7 +79,7 @@ def test_rollback_when_worse_than_offset():
     est = ttt(rollback_window=2)
     ws = windows(8)
     est.learn_one(ws[0], label(120, 70, ws[0].t_end_s))
-    est.w_ = population().delta_weight * 50.0  # a badly adapted personal layer
+    est.w_ = np.full_like(population().feat_weight, 30.0)  # a badly adapted personal layer
     est.adam_m_ = np.zeros_like(est.w_)
     est.adam_v_ = np.zeros_like(est.w_)
     # offset (frozen + residual) errors are made small by construction: labels at frozen + const
