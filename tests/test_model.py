@@ -190,3 +190,25 @@ def test_feature_delta_learns_a_planted_relation_and_stays_small_without_one():
     assert abs(w[0, 0] - 6.0) < 1.5 and np.all(np.abs(w[0, 1:]) < 1.0)
     w0 = np.asarray(fit_feature_delta(_feature_arrays(0.0, seed=1))["feat_delta_w"])
     assert np.all(np.abs(w0) < 1.0)
+
+
+def test_train_command_smoke_folds_layout(tmp_path):
+    """CI-sized: two records, a few steps; writes fold weights and folds.json that validate can read."""
+    import json
+
+    from bpstream.stream.cli import main
+    from bpstream.stream.train import load_folds
+
+    from ._data import PN2015
+
+    out = tmp_path / "folds"
+    rc = main(["train", str(PN2015), "--records", "a555l,f362s", "--folds", "2", "--out", str(out),
+               "--steps", "3", "--threads", "1", "--cache", ""])
+    assert rc == 0
+    doc = json.loads((out / "folds.json").read_text())
+    assert doc["k"] == 2 and sorted(f["weights"] for f in doc["folds"]) == ["fold0.pt", "fold1.pt"]
+    where = load_folds(out)
+    assert set(where) == {"a555l", "f362s"} and where["a555l"] != where["f362s"]
+    for f in doc["folds"]:  # a fold's test records never appear in its training records
+        assert not set(f["test_records"]) & set(f["train_records"])
+        assert load_population(str(out / f["weights"])).meta["train_windows"] > 0
