@@ -216,9 +216,12 @@ class ProbeResult:
 
     @property
     def growing(self) -> bool:
+        """Lag grew, over the measured part, by more than one second of the beds' messages (at 2 minutes
+        that is a slope of 0.8 % of the offered load; short search probes are held to the same total)."""
         if self.lag_slope_per_s is None:
             return True
-        return self.lag_slope_per_s > max(1.0, 0.01 * self.beds)
+        measured_s = max(self.duration_s - self.measured_from_s, 1.0)
+        return self.lag_slope_per_s * measured_s > max(float(self.beds), 10.0)
 
     @property
     def ok(self) -> bool:
