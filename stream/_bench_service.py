@@ -101,10 +101,11 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
             return budget_s - (time.time() - t_start)
 
         reserve = confirm_s + min(20.0, confirm_s / 4) + 35 + min(60.0, confirm_s / 2)  # confirmation + a short retry
-        while left() > probe_s + ramp + 25 + reserve:
+        probe_cost = probe_s + ramp + 12 + 25  # a probe, its first window, the drain
+        while left() > probe_cost + reserve:
             k += 1
             r = await run_probe(producer, reader, beds, worker, topic, f"s{k}", n, probe_s + ramp + 12, ramp,
-                                p99_limit_s, drain_s=10.0)
+                                p99_limit_s, drain_s=10.0 if n <= 64 else 40.0)  # a failed probe's backlog must clear
             out["probes"].append(r.as_dict())
             print(f"[perf] probe {n} beds: p50 {r.latency_p50_s} p99 {r.latency_p99_s} slope {r.lag_slope_per_s} "
                   f"cpu {r.worker_cpu_pct} ok {r.ok}", flush=True)
@@ -124,11 +125,11 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
         cand = best.beds if best is not None else n
         for _ in range(2):
             ramp_c = min(20.0, confirm_s / 4)
-            length = min(confirm_s, left() - ramp_c - 12 - 10 - 5)  # ramp, first window, drain, stop
+            length = min(confirm_s, left() - ramp_c - 12 - 20)  # ramp, first window, drain
             if length < min(30.0, confirm_s):
                 break
             r = await run_probe(producer, reader, beds, worker, topic, f"c{cand}", cand, length + ramp_c + 12, ramp_c,
-                                p99_limit_s, drain_s=10.0)
+                                p99_limit_s, drain_s=20.0)
             d = r.as_dict()
             d["confirmation"] = True
             out["probes"].append(d)
