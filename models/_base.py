@@ -101,7 +101,11 @@ def _field(label: Reference, name: str) -> float | None:
 
 
 class MeanEstimator(Estimator):
-    """The population mean: the same SBP/DBP/MAP for every window (computed from training records)."""
+    """The population level: the same SBP/DBP/MAP for every window.
+
+    Its parameters come from the training records (``bpstream validate`` passes the centre of the
+    training labels stored with the population weights of the fold that held the record out).
+    """
 
     name = "mean"
 
