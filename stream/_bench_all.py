@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--perf-methods", help="estimators (default: the service's, the first registered of ttt/offset/frozen/...)")
     g.add_argument("--perf-windows", type=int, default=640, help="windows for the stage timings")
     g.add_argument("--perf-labels", type=int, default=200, help="labels for the TTT update timing")
-    g.add_argument("--perf-service-s", type=float, default=400.0, help="wall-time budget of the service part (s)")
+    g.add_argument("--perf-service-s", type=float, default=450.0, help="wall-time budget of the service part (s)")
     g.add_argument("--perf-probe-s", type=float, default=20.0, help="length of a search probe (s)")
     g.add_argument("--perf-confirm-s", type=float, default=120.0, help="length of the confirmation run (s)")
     g.add_argument("--perf-start-beds", type=int, default=None, help="first bed count of the search")
