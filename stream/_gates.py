@@ -37,13 +37,6 @@ class Gates:
         self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
         self.label_filter_ = LabelFilter(sampling_rate=sampling_rate)
 
-    def state_dict(self) -> dict:
-        return {"input": self.input_filter_.state_dict(), "label": self.label_filter_.to_bytes()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.input_filter_.load_state_dict(state["input"])
-        self.label_filter_ = LabelFilter.from_bytes(state["label"], sampling_rate=self.sampling_rate)
-
     def input(self, window: Window, premeasured: Mapping | None = None) -> InputVerdict:
         """``premeasured``: a memo of window measures (``bpstream.stream._premeasure``), used when it holds
         this window measured at this filter's rate and thresholds; the verdict is the same either way."""

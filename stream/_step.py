@@ -88,14 +88,14 @@ class Pipeline:
         )
 
     def dumps(self, state: PatientState) -> bytes:
-        from ._step_state import state_to_bytes
+        from ._state_codec import state_to_bytes
 
         return state_to_bytes(state)
 
     def loads(self, data: bytes) -> PatientState:
-        from ._step_state import state_from_bytes
+        from ._state_codec import state_from_bytes
 
-        return state_from_bytes(data, self.new_state())
+        return state_from_bytes(data, self)
 
     # -- batched input measures ----------------------------------------------------------------
     def premeasure(self, windows: list[Window]) -> None:
