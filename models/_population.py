@@ -148,7 +148,9 @@ def population_from_bytes(data: bytes) -> Population:
         raise ValueError("not a bpstream population weights file")
     net = PopulationNet()
     net.load_state_dict(blob["state_dict"])
-    return Population(net, blob.get("constants"), blob.get("meta"))
+    meta = dict(blob.get("meta") or {})
+    meta["weights_sha256"] = hashlib.sha256(data).hexdigest()  # names the exact weights in every estimate
+    return Population(net, blob.get("constants"), meta)
 
 
 @functools.lru_cache(maxsize=16)

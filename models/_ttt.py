@@ -60,6 +60,11 @@ class _ModelEstimator(Estimator):
         """The population model (parameter), else the shipped weights through the explicit loader."""
         return self.population if self.population is not None else default_population()
 
+    @property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the population weights file this estimator uses (published with every estimate)."""
+        return self.pop.meta.get("weights_sha256")
+
     @staticmethod
     def _usable(label: Reference) -> bool:
         return bool(label.usable) and np.isfinite(_label_vec(label)).any()

@@ -212,3 +212,17 @@ def test_train_command_smoke_folds_layout(tmp_path):
     for f in doc["folds"]:  # a fold's test records never appear in its training records
         assert not set(f["test_records"]) & set(f["train_records"])
         assert load_population(str(out / f["weights"])).meta["train_windows"] > 0
+
+
+def test_model_estimators_name_their_exact_weights():
+    import hashlib
+    from importlib import resources
+
+    from bpstream.models import make_estimator
+    from bpstream.stream._processor import _model_info
+
+    shipped = resources.files("bpstream.models").joinpath("weights", "population.pt").read_bytes()
+    digest = hashlib.sha256(shipped).hexdigest()
+    for method in ("frozen", "offset", "ttt"):
+        assert make_estimator(method).weights_sha256 == digest
+    assert _model_info("ttt")["weights_sha256"] == digest  # published in every bp.estimates.v1 message
