@@ -94,7 +94,6 @@ def _events(x: np.ndarray, fs: float, ref_sbp_mmhg: float | None, p2p: np.ndarra
     T = EVENT_THRESHOLDS
     n = x.shape[0]
     events: list[AbpEvent] = []
-    pp = pulsatility_mmhg(x, fs) if p2p is None else p2p
     w = max(3, int(round(T["pulse_window_s"] * fs)))
     if ref_sbp_mmhg is None:
         ref_sbp_mmhg = float(np.median(maximum_filter1d(x, w, mode="nearest")))

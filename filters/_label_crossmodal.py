@@ -24,7 +24,6 @@ def ppg_abp_correlation(
     [0.5, 3] Hz without it): the PPG is a low-passed, delayed image of the arterial pulse, so their
     waveform details differ while the pulse train must match. NaN when it cannot be computed.
     """
-    C = CROSSMODAL_THRESHOLDS
     a = np.asarray(abp, dtype=np.float64).reshape(-1)
     b = np.asarray(ppg, dtype=np.float64).reshape(-1)
     fs = float(sampling_rate)

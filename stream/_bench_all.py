@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ._bench_replay import load_recordings, replay_speed, service_methods
 
-__all__ = ["run_bench", "add_arguments", "run_service", "machine"]
+__all__ = ["run_bench", "add_arguments", "machine"]
 
 PARTS = ("replay", "stages", "service")
 

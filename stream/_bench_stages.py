@@ -26,7 +26,6 @@ import numpy as np
 from bpstream.filters import ChunkError, Window, Windower
 
 from ._bench_replay import one_core
-from ._messages import ChunkMessage
 from ._records import Recording, iter_chunks
 from ._step import Pipeline, PipelineConfig
 

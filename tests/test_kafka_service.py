@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
-import json
-import math
 import time
 
 import numpy as np
