@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from bpstream.filters import Reason, Reference, Window, Windower
+from bpstream.filters import QualityThresholds, Reason, Reference, Window, Windower
 from bpstream.models import Estimate, Estimator, Validity, make_estimator
 
 from . import _gates
@@ -105,9 +105,9 @@ class Pipeline:
         same as without it, only cheaper. Call ``clear_premeasured()`` when the batch is done."""
         from ._premeasure import measure_windows
 
-        f = _gates.Gates(sampling_rate=self.config.fs_hz).input_filter_
-        for key, m in measure_windows(windows, f.sampling_rate, f.thresholds).items():
-            self.premeasured[key] = (f.sampling_rate, f.thresholds, m)
+        fs_hz, thresholds = self.config.fs_hz, QualityThresholds()  # what every patient's InputFilter uses
+        for key, m in measure_windows(windows, fs_hz, thresholds).items():
+            self.premeasured[key] = (fs_hz, thresholds, m)
 
     def clear_premeasured(self) -> None:
         self.premeasured = {}
