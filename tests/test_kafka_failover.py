@@ -15,6 +15,7 @@ import time
 import pytest
 
 from ._data import record
+from ._failover import AFTER_GAP_MMHG  # bound on the drift after a lost span, measured there
 from ._kafka import WorkerProcess, read_topic, settings_for
 from .test_kafka_service import START_S, in_process
 from bpstream.stream._schemas import from_iso
@@ -81,18 +82,26 @@ def test_failover_to_the_surviving_worker_restores_state_and_continues(tansu, tm
         assert {d["model"]["name"] for d in mine} == {METHODS[0]}
         after = [d for d in mine if from_iso(d["window_end"]) - START_S > SPLIT_S + 10]
         assert after and all(int(d["_worker"].rsplit(":", 1)[1]) == b.process.pid for d in after)
-        missing = []
+        missing = [round(w.t_end_s, 3) for w in run.windows if round(w.t_end_s, 3) not in by_end]
+        worst_after_gap = 0.0
         for w in run.windows:
             t = round(w.t_end_s, 3)
-            if t not in by_end:
-                missing.append(t)
+            if t in missing:
                 continue
+            # after a lost span (the Tansu gap below) the restored model missed those windows'
+            # self-supervised updates and the resampler restarted: the estimates differ from an
+            # uninterrupted run by that much, and no more than AFTER_GAP_MMHG
+            tol = 1e-6 if not missing or t < min(missing) else AFTER_GAP_MMHG
             est = w.estimates[METHODS[0]]
             for d in by_end[t]:  # duplicates (at-least-once re-processing) must agree with validate too
                 assert d["validity"] == est.validity.value, (patient, t, d["validity"], est)
                 for q, v in (("sbp", est.sbp_mmhg), ("dbp", est.dbp_mmhg), ("map", est.map_mmhg)):
                     got = d[q]["value"] if d[q] else None
-                    assert (got is None) == (v is None) and (v is None or abs(got - v) <= 1e-6), (patient, t, q)
+                    assert (got is None) == (v is None), (patient, t, q, got, v)
+                    if v is not None:
+                        assert abs(got - v) <= tol, (patient, t, q, got, v, missing)
+                        if missing and t > min(missing):
+                            worst_after_gap = max(worst_after_gap, abs(got - v))
         # state restored, not restarted: the per-patient sequence continues where the killed worker
         # left it (a fresh state would start again at 1) and the calibration learned before the kill
         # is still there
@@ -109,6 +118,7 @@ def test_failover_to_the_surviving_worker_restores_state_and_continues(tansu, tm
             assert patient in on_a, (patient, missing)
             assert all(SPLIT_S - 20 <= t <= SPLIT_S + 30 for t in missing), (patient, missing)
             assert len(missing) <= 10, (patient, missing)
-            report.append(f"{patient}: {len(missing)} windows lost at {min(missing):g}-{max(missing):g} s")
+            report.append(f"{patient}: {len(missing)} windows lost at {min(missing):g}-{max(missing):g} s, "
+                          f"later estimates within {worst_after_gap:.2g} mmHg of validate")
     print(f"takeover + rest of replay: {takeover_s:.1f} s; patients on the killed worker: {on_a}; "
           + ("; ".join(report) or "no window lost"))
