@@ -3,11 +3,12 @@
 Never reads the environment, files, the clock or Kafka.
 """
 
-from ._abp import JSQI_LIMITS, Beats, abp_beats, abp_onsets, abp_reference
+from ._abp import JSQI_BEAT_TO_BEAT, JSQI_LIMITS, Beats, abp_beats, abp_onsets, abp_reference
 from ._abp_events import EVENT_THRESHOLDS, AbpEvent, abp_events
+from ._abp_measures import AbpMeasures, measure_abp
 from ._cuff import CUFF_LIMITS, CuffFilter, CuffReading, cuff_plausibility, cuff_reference, pair_window
 from ._label_crossmodal import CROSSMODAL_THRESHOLDS, ppg_abp_correlation
-from ._label_quality import EVENT_HOLD_S, JSQI_BEAT_TO_BEAT, LabelFilter
+from ._label_quality import EVENT_HOLD_S, LabelFilter
 from ._input_filter import InputFilter
 from ._input_quality import InputQuality, QualityThresholds, input_quality
 from ._resample import CausalResampler
@@ -24,6 +25,8 @@ __all__ = [
     "abp_events",
     "ppg_abp_correlation",
     "LabelFilter",
+    "AbpMeasures",
+    "measure_abp",
     "CUFF_LIMITS",
     "CuffFilter",
     "CuffReading",

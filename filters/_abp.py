@@ -16,7 +16,16 @@ import numpy as np
 from ._abp_onsets import abp_onsets, as_1d
 from ._types import Reason, Reference
 
-__all__ = ["Beats", "abp_onsets", "abp_beats", "abp_reference", "JSQI_LIMITS"]
+__all__ = [
+    "Beats",
+    "abp_onsets",
+    "abp_beats",
+    "beats_from_onsets",
+    "jsqi_beat_flags",
+    "abp_reference",
+    "JSQI_LIMITS",
+    "JSQI_BEAT_TO_BEAT",
+]
 
 # jSQI physiological limits (Sun, Reisner & Mark 2006). Hard limits: nothing narrower, hypotension is valid.
 JSQI_LIMITS = {
@@ -27,6 +36,16 @@ JSQI_LIMITS = {
     "hr_min_bpm": 20.0,
     "hr_max_bpm": 200.0,
     "pp_min_mmhg": 20.0,
+}
+
+# jSQI beat-to-beat and slope-noise rules (Sun, Reisner & Mark 2006)
+JSQI_BEAT_TO_BEAT = {
+    "d_sbp_mmhg": 20.0,
+    "d_dbp_mmhg": 20.0,
+    "d_onset_mmhg": 20.0,
+    "d_period_s": 0.5,
+    # mean negative slope over a beat below -3 mmHg per sample at 125 Hz = -375 mmHg/s at any rate
+    "neg_slope_mmhg_s": -3.0 * 125.0,
 }
 
 _FOOT_SEARCH_S = 0.05  # diastolic pressure: minimum within +-50 ms of the onset (before the peak)
@@ -80,11 +99,15 @@ def abp_beats(abp, sampling_rate: float = 125.0, onsets: np.ndarray | None = Non
     else:
         on = np.asarray(onsets, dtype=np.int64).reshape(-1)
         on = np.unique(on[(on >= 0) & (on < x.shape[0])])
-    if on.size < 2 or fs <= 0:
+    return beats_from_onsets(x, on, fs)
+
+
+def beats_from_onsets(x: np.ndarray, on: np.ndarray, sampling_rate: float) -> Beats:
+    """Per-beat pressures of ``x`` (1-D, mmHg) between strictly increasing onset indices ``on``."""
+    fs = float(sampling_rate)
+    if on.size < 2 or not fs > 0:
         return Beats.empty()
     n = x.shape[0]
-    if on.size < 2:
-        return Beats.empty()
     start, stop = on[:-1], on[1:]
     length = stop - start
     seg = x[on[0] : on[-1]]
@@ -92,22 +115,27 @@ def abp_beats(abp, sampling_rate: float = 125.0, onsets: np.ndarray | None = Non
     with np.errstate(all="ignore"):
         sbp = np.maximum.reduceat(seg, rel)  # NaN propagates: such beats fail the limits
         mean = np.add.reduceat(seg, rel) / length
-        d = np.diff(x[on[0] : on[-1] + 1])
-        neg = np.add.reduceat(np.minimum(d, 0.0), rel) / length * fs
-    # systolic index: first sample of each beat that equals its maximum
-    beat_id = np.repeat(np.arange(length.size), length)
-    hit = np.flatnonzero(seg == sbp[beat_id])
-    sys_idx = start.copy()
-    if hit.size:
-        b = beat_id[hit]  # non-decreasing: the first hit of each beat is where the beat id changes
-        first = np.flatnonzero(np.concatenate(([True], b[1:] != b[:-1])))
-        sys_idx[b[first]] = hit[first] + on[0]
-    # diastolic pressure: minimum within +-50 ms of the onset, never past the systolic peak
-    m = max(1, int(round(_FOOT_SEARCH_S * fs)))
-    idx = start[:, None] + np.arange(-m, m + 1)[None, :]
-    idx = np.clip(idx, 0, n - 1)
-    idx = np.where(idx > sys_idx[:, None], start[:, None], idx)
-    with np.errstate(all="ignore"):
+        xs = x[on[0] : on[-1] + 1]
+        d = xs[1:] - xs[:-1]
+        np.minimum(d, 0.0, out=d)
+        neg = np.add.reduceat(d, rel) / length * fs
+        # systolic index: first sample of each beat that equals its maximum
+        beat_id = np.repeat(np.arange(length.size), length)
+        hit = (seg == sbp[beat_id]).nonzero()[0]
+        sys_idx = start.copy()
+        if hit.size:
+            b = beat_id[hit]  # non-decreasing: the first hit of each beat is where the beat id changes
+            change = np.empty(b.size, dtype=bool)
+            change[0] = True
+            np.not_equal(b[1:], b[:-1], out=change[1:])
+            first = change.nonzero()[0]
+            sys_idx[b[first]] = hit[first] + on[0]
+        # diastolic pressure: minimum within +-50 ms of the onset, never past the systolic peak
+        m = max(1, int(round(_FOOT_SEARCH_S * fs)))
+        idx = start[:, None] + np.arange(-m, m + 1)[None, :]
+        np.maximum(idx, 0, out=idx)
+        np.minimum(idx, n - 1, out=idx)
+        idx = np.where(idx > sys_idx[:, None], start[:, None], idx)
         dbp = x[idx].min(axis=1)
         period = length / fs
         hr = 60.0 / period
@@ -136,6 +164,32 @@ def abp_beats(abp, sampling_rate: float = 125.0, onsets: np.ndarray | None = Non
         neg_slope_mmhg_s=neg,
         good=good,
     )
+
+
+def jsqi_beat_flags(beats: Beats, prev: np.ndarray) -> tuple[np.ndarray, dict[Reason, np.ndarray]]:
+    """jSQI per beat: the physiological limits, slope noise, and the beat-to-beat rule against the
+    beat before (``prev``: the previous beat's [SBP, DBP, onset pressure, period] as a (0 or 1, 4) array,
+    e.g. the last beat of the window before). Returns (good mask, {reason: mask of beats it flags})."""
+    J = JSQI_BEAT_TO_BEAT
+    n = len(beats)
+    phys = ~beats.good
+    noise = beats.neg_slope_mmhg_s < J["neg_slope_mmhg_s"]
+    cols = np.column_stack((beats.sbp_mmhg, beats.dbp_mmhg, beats.onset_mmhg, beats.period_s))
+    if prev.shape[0]:
+        cols = np.concatenate((prev, cols))
+    with np.errstate(all="ignore"):
+        d = np.abs(np.diff(cols, axis=0))
+        lim = np.array([J["d_sbp_mmhg"], J["d_dbp_mmhg"], J["d_onset_mmhg"], J["d_period_s"]])
+        b2b = (d > lim).any(axis=1) | ~np.isfinite(d).all(axis=1)
+    if not prev.shape[0]:
+        b2b = np.concatenate(([False], b2b)) if n else np.zeros(0, bool)
+    b2b = b2b[-n:] if n else np.zeros(0, bool)
+    flags = {
+        Reason.ABP_BEATS_IMPLAUSIBLE: phys,
+        Reason.ABP_SLOPE_NOISE: noise,
+        Reason.ABP_BEAT_TO_BEAT: b2b,
+    }
+    return ~(phys | noise | b2b), flags
 
 
 def reference_from_beats(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view as sw
 from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
 from ._types import Reason
@@ -18,7 +17,9 @@ from ._types import Reason
 __all__ = [
     "AbpEvent",
     "EVENT_THRESHOLDS",
+    "EventMeasures",
     "abp_events",
+    "event_measures",
     "pulsatility_mmhg",
     "offset_steps",
     "upstroke_rate_hz",
@@ -64,10 +65,48 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     return np.stack((np.flatnonzero(d == 1), np.flatnonzero(d == -1)), axis=1)
 
 
+class EventMeasures(NamedTuple):
+    """The stateless part of the event detectors for one window (see :func:`event_measures`)."""
+
+    max_mmhg: float  # the window's maximum
+    rolling_max_median_mmhg: float  # median 2-s rolling maximum: the systolic reference without a patient's own
+    clip_runs: np.ndarray  # (k, 2) runs held at the maximum, each long enough to count as clipped
+    non_pulsatile_runs: np.ndarray  # (k, 2) core runs without a pulse (ramps removed)
+
+
 def pulsatility_mmhg(x: np.ndarray, sampling_rate: float) -> np.ndarray:
-    """Centred rolling peak-to-peak over 2 s (per sample, mmHg)."""
+    """Centred rolling peak-to-peak over 2 s (per sample, mmHg), along the last axis."""
     w = max(3, int(round(EVENT_THRESHOLDS["pulse_window_s"] * sampling_rate)))
-    return maximum_filter1d(x, w, mode="nearest") - minimum_filter1d(x, w, mode="nearest")
+    return maximum_filter1d(x, w, axis=-1, mode="nearest") - minimum_filter1d(x, w, axis=-1, mode="nearest")
+
+
+def event_measures(abp: np.ndarray, sampling_rate: float) -> list[EventMeasures]:
+    """The patient-independent part of :func:`abp_events` for each row of a finite batch
+    (n_windows, n_samples), filtered in one pass; rows are independent of each other."""
+    T = EVENT_THRESHOLDS
+    x = np.asarray(abp, dtype=np.float64)
+    fs = float(sampling_rate)
+    w = max(3, int(round(T["pulse_window_s"] * fs)))
+    with np.errstate(all="ignore"):
+        xmax = x.max(axis=1)
+        roll_max = np.median(maximum_filter1d(x, w, axis=1, mode="nearest"), axis=1)
+        at_max = np.abs(x - xmax[:, None]) <= T["clip_tol_mmhg"]
+        # non-pulsatile: peak-to-peak of the signal minus its centred 1-s mean (a ramp is not a pulse)
+        resid = x - uniform_filter1d(x, max(3, int(round(fs))), axis=1, mode="nearest")
+        flat = pulsatility_mmhg(resid, fs) < T["non_pulsatile_mmhg"]
+    min_clip = T["clip_min_s"] * fs
+    need = 2 * int(np.ceil(min_clip))  # two runs of at least min_clip samples
+    none = np.zeros((0, 2), dtype=np.int64)
+    n_at_max = at_max.sum(axis=1)
+    any_flat = flat.any(axis=1)
+    out = []
+    for i in range(x.shape[0]):
+        clip = none
+        if n_at_max[i] >= need:
+            clip = _runs(at_max[i])
+            clip = clip[(clip[:, 1] - clip[:, 0]) >= min_clip]
+        out.append(EventMeasures(float(xmax[i]), float(roll_max[i]), clip, _runs(flat[i]) if any_flat[i] else none))
+    return out
 
 
 def abp_events(
@@ -75,45 +114,47 @@ def abp_events(
     sampling_rate: float,
     *,
     ref_sbp_mmhg: float | None = None,
-    p2p: np.ndarray | None = None,
+    measures: EventMeasures | None = None,
 ) -> list[AbpEvent]:
     """Flush, clipping, zeroing, blood-sampling and flat-line events in one finite window (mmHg).
 
     ``ref_sbp_mmhg``: the patient's recent systolic reference; without one, the window's own median
-    rolling maximum stands in. Input with non-finite samples gets no events (it is rejected as ABP_NAN).
+    rolling maximum stands in. ``measures``: this window's :func:`event_measures`, when a batch has
+    them already. Input with non-finite samples gets no events (it is rejected as ABP_NAN).
     """
     x = np.asarray(abp, dtype=np.float64).reshape(-1)
     fs = float(sampling_rate)
     if x.shape[0] < 4 or not fs > 0 or not np.isfinite(x).all():
         return []
+    m = event_measures(x[None, :], fs)[0] if measures is None else measures
     with np.errstate(all="ignore"):
-        return _events(x, fs, ref_sbp_mmhg, p2p)
+        return _events(x, fs, ref_sbp_mmhg, m)
 
 
-def _events(x: np.ndarray, fs: float, ref_sbp_mmhg: float | None, p2p: np.ndarray | None) -> list[AbpEvent]:
+def _events(x: np.ndarray, fs: float, ref_sbp_mmhg: float | None, m: EventMeasures) -> list[AbpEvent]:
     T = EVENT_THRESHOLDS
     n = x.shape[0]
     events: list[AbpEvent] = []
     w = max(3, int(round(T["pulse_window_s"] * fs)))
     if ref_sbp_mmhg is None:
-        ref_sbp_mmhg = float(np.median(maximum_filter1d(x, w, mode="nearest")))
+        ref_sbp_mmhg = m.rolling_max_median_mmhg
     # fast flush / square wave: a flat plateau far above systole
-    hi = _runs(x > ref_sbp_mmhg + T["flush_above_sbp_mmhg"])
-    for a, b in hi[(hi[:, 1] - hi[:, 0]) >= T["flush_min_s"] * fs]:
-        seg = x[a:b]
-        if np.percentile(seg, 95) - np.percentile(seg, 5) <= T["flush_flat_mmhg"]:
-            events.append(AbpEvent(Reason.ABP_FLUSH, a / fs, b / fs))
+    if m.max_mmhg > ref_sbp_mmhg + T["flush_above_sbp_mmhg"]:
+        hi = _runs(x > ref_sbp_mmhg + T["flush_above_sbp_mmhg"])
+        for a, b in hi[(hi[:, 1] - hi[:, 0]) >= T["flush_min_s"] * fs]:
+            seg = x[a:b]
+            if np.percentile(seg, 95) - np.percentile(seg, 5) <= T["flush_flat_mmhg"]:
+                events.append(AbpEvent(Reason.ABP_FLUSH, a / fs, b / fs))
     # clipping: the window's maximum held exactly on flat tops of at least two beats (a natural
     # systolic peak stays within 0.5 mmHg of its top for about 20 ms; a clipped one for much longer)
-    runs = _runs(np.abs(x - x.max()) <= T["clip_tol_mmhg"])
-    runs = runs[(runs[:, 1] - runs[:, 0]) >= T["clip_min_s"] * fs]
+    runs = m.clip_runs
     if runs.shape[0] >= 2:
         events.append(AbpEvent(Reason.ABP_CLIPPED, runs[0, 0] / fs, runs[-1, 1] / fs))
-    # non-pulsatile runs: peak-to-peak of the signal minus its centred 1-s mean (a ramp is not a pulse),
-    # widened by half the rolling span to the flat part's true extent:
+    # non-pulsatile runs, widened by half the rolling span to the flat part's true extent:
     # zeroing (near 0), blood sampling (ramping, or held above systole), else a flat line
-    resid = x - uniform_filter1d(x, max(3, int(round(fs))), mode="nearest")
-    core = _runs(pulsatility_mmhg(resid, fs) < T["non_pulsatile_mmhg"])
+    core = m.non_pulsatile_runs
+    if not core.shape[0]:
+        return events
     flat = np.stack((np.maximum(core[:, 0] - w // 2, 0), np.minimum(core[:, 1] + w // 2, n)), axis=1)
     flush = [(e.start_s * fs, e.end_s * fs) for e in events if e.reason is Reason.ABP_FLUSH]
     for (a, b), (ca, cb) in zip(flat, core):
@@ -150,13 +191,27 @@ def offset_steps(sbp: np.ndarray, dbp: np.ndarray, mean: np.ndarray) -> np.ndarr
     n = mean.shape[0]
     if n < 2 * h + 1:
         return np.zeros(0, dtype=np.int64)
-    def med(v, w):  # running medians of w beats (w even): mean of the two middle values
-        srt = np.sort(sw(v, w), axis=1)
-        return 0.5 * (srt[:, w // 2 - 1] + srt[:, w // 2])
+    # a median of 8 beats lies within their range: where no pair of sides' ranges is 15 mmHg apart,
+    # no step can reach the minimum; skip the medians (NaN beats: fmax/fmin ignore them, as the sort does)
+    fin = mean[np.isfinite(mean)]
+    if fin.size == 0 or fin.max() - fin.min() < T["step_min_mmhg"]:
+        return np.zeros(0, dtype=np.int64)
+    rows = np.arange(n - h + 1)[:, None] + np.arange(h)[None, :]  # the 8-beat windows, as a copy:
+    win = mean[rows]  # contiguous rows sort and reduce much faster than a strided sliding view
+    with np.errstate(all="ignore"):
+        hi8, lo8 = np.fmax.reduce(win, axis=1), np.fmin.reduce(win, axis=1)
+        kk = np.arange(h, n - h)
+        reach = np.maximum(hi8[kk + 1] - lo8[kk - h], hi8[kk - h] - lo8[kk + 1])
+    if not (reach >= T["step_min_mmhg"]).any():
+        return np.zeros(0, dtype=np.int64)
 
-    m8, s8, d8 = med(mean, h), med(sbp, h), med(dbp, h)
+    def med(w):  # running medians of 8-beat windows: mean of the two middle values
+        srt = np.sort(w, axis=1)
+        return 0.5 * (srt[:, h // 2 - 1] + srt[:, h // 2])
+
+    m8, s8, d8 = med(win), med(sbp[rows]), med(dbp[rows])
     m2 = 0.5 * (mean[1:] + mean[:-1])
-    dev = np.sort(np.abs(sw(mean, h) - m8[:, None]), axis=1)
+    dev = np.sort(np.abs(win - m8[:, None]), axis=1)
     mad = 0.5 * (dev[:, h // 2 - 1] + dev[:, h // 2])  # spread of each 8-beat side
     k = np.arange(h, n - h)
     pre, post = k - h, k + 1

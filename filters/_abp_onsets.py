@@ -9,9 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from scipy import ndimage as _ndi
 from scipy import signal as _sig
 
-__all__ = ["abp_onsets", "as_1d"]
+__all__ = ["abp_onsets", "abp_onsets_batch", "as_1d"]
 
 _LOWPASS_HZ = 16.0  # wabp's low-pass corner
 _SSF_WINDOW_S = 0.128  # slope-sum window
@@ -49,23 +50,24 @@ def _lowpass_taps(fs: float) -> np.ndarray:
 
 
 def _lowpass(x: np.ndarray, fs: float) -> np.ndarray:
+    """The 16 Hz low-pass along the last axis of ``x`` (one window or a batch of rows)."""
     if fs <= 2.5 * _LOWPASS_HZ:
         return x
     h = _lowpass_taps(fs)
-    half = h.shape[0] // 2
-    if x.shape[0] <= h.shape[0]:
+    if x.shape[-1] <= h.shape[0]:
         return x
-    xp = np.concatenate((np.full(half, x[0]), x, np.full(half, x[-1])))
-    return np.convolve(xp, h, mode="valid")
+    # centred FIR, edges extended with the end samples (symmetric taps: convolution = correlation)
+    return _ndi.convolve1d(x, h, axis=-1, mode="nearest")
 
 
 def _ssf(y: np.ndarray, w: int) -> np.ndarray:
-    """Slope sum function: sum of the positive first differences over the last ``w`` samples."""
-    du = np.diff(y, prepend=y[0])
+    """Slope sum function along the last axis: sum of the positive first differences over the last
+    ``w`` samples."""
+    du = np.diff(y, axis=-1, prepend=y[..., :1])
     np.maximum(du, 0.0, out=du)
-    c = np.cumsum(du)
+    c = np.cumsum(du, axis=-1)
     out = c.copy()
-    out[w:] -= c[:-w]
+    out[..., w:] -= c[..., :-w]
     return out
 
 
@@ -73,10 +75,9 @@ def _first_crossing(ssf: np.ndarray, lo: int, hi: int, thr) -> int:
     """First k in [lo, hi) with ssf[k] > thr[k] >= ssf[k-1] (upward crossing); -1 if none."""
     if hi <= lo:
         return -1
-    cur = ssf[lo:hi]
-    prev = ssf[lo - 1 : hi - 1]
-    hit = (cur > thr) & (prev <= thr)
-    k = int(np.argmax(hit))
+    seg = ssf[lo - 1 : hi]
+    hit = (seg[1:] > thr) & (seg[:-1] <= thr)
+    k = int(hit.argmax())
     return lo + k if hit[k] else -1
 
 
@@ -90,25 +91,45 @@ def abp_onsets(abp, sampling_rate: float = 125.0) -> np.ndarray:
     refractory period. Non-finite samples are interpolated for detection. Returns int64 indices.
     """
     x = as_1d(abp)
+    return abp_onsets_batch(x[None, :], sampling_rate)[0]
+
+
+def abp_onsets_batch(abp: np.ndarray, sampling_rate: float = 125.0) -> list[np.ndarray]:
+    """:func:`abp_onsets` of each row of ``abp`` (n_windows, n_samples); the filtering is batched,
+    only the beat-by-beat threshold tracking runs per row. Row ``i`` equals ``abp_onsets(abp[i])``."""
+    x = np.asarray(abp, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"abp_onsets_batch: expected (n_windows, n_samples), got shape {x.shape}")
     fs = float(sampling_rate) if np.isfinite(sampling_rate) and sampling_rate > 0 else 0.0
-    n = x.shape[0]
+    n = x.shape[1]
     if fs <= 0 or n < max(8, int(_MIN_SAMPLES_S * fs)):
-        return np.zeros(0, dtype=np.int64)
+        return [np.zeros(0, dtype=np.int64) for _ in range(x.shape[0])]
     with np.errstate(all="ignore"):
-        return _detect(_fill_nonfinite(x), fs)
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            x = x.copy()
+            for i in np.flatnonzero(bad):
+                x[i] = _fill_nonfinite(x[i])
+        w = max(2, int(round(_SSF_WINDOW_S * fs)))
+        ssf = _ssf(_lowpass(x, fs), w)
+        ssf[:, :w] = 0.0  # incomplete sums at the start (and the filter edge) never trigger
+        base = 3.0 * np.mean(ssf[:, : min(n, int(8 * fs))], axis=1)
+        # rolling max of ssf[k : k + w + 1] and min of ssf[k - w : k + 1], read at k + (w + 1) // 2
+        # and k - w + (w + 1) // 2 (a centred filter of size w + 1 covers [c - (w+1)//2, c - (w+1)//2 + w])
+        fwd = _ndi.maximum_filter1d(ssf, w + 1, axis=1, mode="nearest")
+        back = _ndi.minimum_filter1d(ssf, w + 1, axis=1, mode="nearest")
+        d = np.diff(ssf, axis=1)  # d[j] = ssf[j + 1] - ssf[j]
+        return [_detect(ssf[i], fwd[i], back[i], d[i], float(base[i]), fs, w) for i in range(x.shape[0])]
 
 
-def _detect(x: np.ndarray, fs: float) -> np.ndarray:
-    n = x.shape[0]
-    y = _lowpass(x, fs)
-    w = max(2, int(round(_SSF_WINDOW_S * fs)))
+def _detect(ssf: np.ndarray, fwd: np.ndarray, back: np.ndarray, d: np.ndarray, base: float, fs: float,
+            w: int) -> np.ndarray:
+    n = ssf.shape[0]
     lock = max(1, int(round(_LOCKOUT_S * fs)))
     timeout = int(round(_TIMEOUT_S * fs))
     dec = _DECAY_PER_S / fs
-    ssf = _ssf(y, w)
-    ssf[:w] = 0.0  # incomplete sums at the start (and the filter edge) never trigger
+    half = (w + 1) // 2
     end = n - w
-    base = 3.0 * float(np.mean(ssf[: min(n, int(8 * fs))]))
     t = w + 1
     last = t
     onsets: list[int] = []
@@ -125,13 +146,12 @@ def _detect(x: np.ndarray, fs: float) -> np.ndarray:
             if k < 0:
                 break
             base = float(bases[k - lo])
-        mx = float(ssf[k : k + w + 1].max())
-        mn = float(ssf[k - w : k + 1].min())
+        mx = float(fwd[k + half])  # max of ssf[k : k + w + 1]
+        mn = float(back[k - w + half])  # min of ssf[k - w : k + 1]
         if mx > mn + _MIN_RISE_MMHG:
-            tt = np.arange(k - w, k + 1)
-            dssf = ssf[tt] - ssf[tt - 1]
-            below = np.flatnonzero(dssf < 0.01 * mx)
-            onset = int(tt[below[-1]]) if below.size else int(tt[0])
+            # the slope sum starts to rise: last sample in [k - w, k] whose increase is below 1 % of the peak
+            below = (d[k - w - 1 : k] < 0.01 * mx).nonzero()[0]
+            onset = k - w + int(below[-1]) if below.size else k - w
             if not onsets or onset > onsets[-1]:
                 onsets.append(onset)
             base += 0.1 * (mx - base)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["CROSSMODAL_THRESHOLDS", "ppg_abp_correlation", "hr_agrees"]
+__all__ = [
+    "CROSSMODAL_THRESHOLDS",
+    "Spectra",
+    "crossmodal_spectra",
+    "correlation_from_spectra",
+    "ppg_abp_correlation",
+    "hr_agrees",
+]
 
 CROSSMODAL_THRESHOLDS = {
     "min_corr": 0.9,  # PPG-ABP correlation at the best lag ...
@@ -30,33 +40,71 @@ def ppg_abp_correlation(
     n = min(a.shape[0], b.shape[0])
     if not fs > 0 or n < 8 or not (np.isfinite(a[:n]).all() and np.isfinite(b[:n]).all()):
         return float("nan")
-    with np.errstate(all="ignore"):
-        return _corr(a[:n], b[:n], fs, hr_bpm, max_lag_s)
+    return correlation_from_spectra(crossmodal_spectra(a[None, :n], b[None, :n], fs, max_lag_s)[0], hr_bpm)
 
 
-def _corr(a: np.ndarray, b: np.ndarray, fs: float, hr_bpm, max_lag_s) -> float:
-    C = CROSSMODAL_THRESHOLDS
-    n = a.shape[0]
-    a, b = a - a.mean(), b - b.mean()
-    lag = int(round((C["max_lag_s"] if max_lag_s is None else max_lag_s) * fs))
+class Spectra(NamedTuple):
+    """Mean-removed spectra of an ABP and a PPG window, zero-padded for lags up to ``lag`` samples."""
+
+    abp: np.ndarray
+    ppg: np.ndarray
+    nfft: int
+    lag: int
+    fs_hz: float
+
+
+def crossmodal_spectra(abp: np.ndarray, ppg: np.ndarray, sampling_rate: float,
+                       max_lag_s: float | None = None) -> list[Spectra | None]:
+    """The FFTs :func:`ppg_abp_correlation` needs, for each row of two batches (n_windows, n_samples)
+    of equal shape, in one call; None for a row that cannot be correlated (non-finite samples)."""
+    a = np.asarray(abp, dtype=np.float64)
+    b = np.asarray(ppg, dtype=np.float64)
+    fs = float(sampling_rate)
+    n = a.shape[1]
+    ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    if not fs > 0 or n < 8 or not ok.any():
+        return [None] * a.shape[0]
+    lag = int(round((CROSSMODAL_THRESHOLDS["max_lag_s"] if max_lag_s is None else max_lag_s) * fs))
     lag = min(lag, n - 1)
     nfft = 1 << int(np.ceil(np.log2(n + lag + 1)))
-    f = np.fft.rfftfreq(nfft, 1.0 / fs)
-    hi = C["band_hi_hr_ratio"] * hr_bpm / 60.0 if hr_bpm and np.isfinite(hr_bpm) else 3.0
-    band = (f >= C["band_lo_hz"]) & (f <= max(hi, C["band_lo_hz"] + 0.5))
-    A = np.fft.rfft(a, nfft) * band
-    B = np.fft.rfft(b, nfft) * band
-    w = np.full(f.shape[0], 2.0)  # Parseval weights of a one-sided spectrum
+    with np.errstate(all="ignore"):
+        A = np.fft.rfft(a - a.mean(axis=1, keepdims=True), nfft, axis=1)
+        B = np.fft.rfft(b - b.mean(axis=1, keepdims=True), nfft, axis=1)
+    return [Spectra(A[i], B[i], nfft, lag, fs) if ok[i] else None for i in range(a.shape[0])]
+
+
+@lru_cache(maxsize=8)
+def _freqs(nfft: int, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies of an ``nfft``-point real FFT and the Parseval weights of its one-sided spectrum."""
+    f = np.fft.rfftfreq(nfft, 1.0 / fs_hz)
+    w = np.full(f.shape[0], 2.0)
     w[0] = 1.0
     if nfft % 2 == 0:
         w[-1] = 1.0
-    ea = float(w @ (A.real**2 + A.imag**2)) / nfft
-    eb = float(w @ (B.real**2 + B.imag**2)) / nfft
-    if not (0 < ea < np.inf and 0 < eb < np.inf):
+    f.flags.writeable = False
+    w.flags.writeable = False
+    return f, w
+
+
+def correlation_from_spectra(s: Spectra | None, hr_bpm: float | None = None) -> float:
+    """:func:`ppg_abp_correlation` from precomputed :func:`crossmodal_spectra`."""
+    if s is None:
         return float("nan")
-    c = np.fft.irfft(B * np.conj(A), nfft)  # c[k] = sum a[i] b[i + k], both band-limited
-    c = np.concatenate((c[-lag:], c[: lag + 1])) if lag > 0 else c[:1]
-    r = float(np.max(c) / np.sqrt(ea) / np.sqrt(eb))
+    C = CROSSMODAL_THRESHOLDS
+    nfft, lag = s.nfft, s.lag
+    f, w = _freqs(nfft, s.fs_hz)
+    with np.errstate(all="ignore"):
+        hi = C["band_hi_hr_ratio"] * hr_bpm / 60.0 if hr_bpm and np.isfinite(hr_bpm) else 3.0
+        band = (f >= C["band_lo_hz"]) & (f <= max(hi, C["band_lo_hz"] + 0.5))
+        A = s.abp * band
+        B = s.ppg * band
+        ea = float(w @ (A.real**2 + A.imag**2)) / nfft
+        eb = float(w @ (B.real**2 + B.imag**2)) / nfft
+        if not (0 < ea < np.inf and 0 < eb < np.inf):
+            return float("nan")
+        c = np.fft.irfft(B * np.conj(A), nfft)  # c[k] = sum a[i] b[i + k], both band-limited
+        c = np.concatenate((c[-lag:], c[: lag + 1])) if lag > 0 else c[:1]
+        r = float(np.max(c) / np.sqrt(ea) / np.sqrt(eb))
     return r if np.isfinite(r) else float("nan")
 
 

@@ -13,25 +13,18 @@ How consumers read the result:
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 
 import numpy as np
 
-from ._abp import Beats, abp_beats
-from ._abp_events import abp_events, is_damped, offset_steps, pulsatility_mmhg, upstroke_rate_hz
-from ._label_crossmodal import CROSSMODAL_THRESHOLDS, hr_agrees, ppg_abp_correlation
+from ._abp import JSQI_BEAT_TO_BEAT, Beats, jsqi_beat_flags
+from ._abp_events import abp_events, is_damped, offset_steps
+from ._abp_measures import AbpMeasures, measure_abp
+from ._label_crossmodal import CROSSMODAL_THRESHOLDS, correlation_from_spectra, hr_agrees, ppg_abp_correlation
 from ._types import Reason, Reference, Window
 
 __all__ = ["LabelFilter", "JSQI_BEAT_TO_BEAT", "EVENT_HOLD_S"]
 
-# jSQI beat-to-beat and slope-noise rules (Sun, Reisner & Mark 2006)
-JSQI_BEAT_TO_BEAT = {
-    "d_sbp_mmhg": 20.0,
-    "d_dbp_mmhg": 20.0,
-    "d_onset_mmhg": 20.0,
-    "d_period_s": 0.5,
-    # mean negative slope over a beat below -3 mmHg per sample at 125 Hz = -375 mmHg/s at any rate
-    "neg_slope_mmhg_s": -3.0 * 125.0,
-}
 # masked time after each event (seconds), and masked time before it
 _MASKED = (
     Reason.ABP_FLUSH,
@@ -62,6 +55,13 @@ def _median(v: np.ndarray) -> float:
         return float(np.partition(v, k)[k])
     p = np.partition(v, (k - 1, k))
     return float(0.5 * (p[k - 1] + p[k]))
+
+
+@lru_cache(maxsize=1024)
+def _refs_median(rows: bytes, n_cols: int) -> tuple[float, ...]:
+    """Column medians of a patient's accepted references (a pure function of their bytes, memoized)."""
+    r = np.frombuffer(rows, dtype=np.float64).reshape(-1, n_cols)
+    return tuple(float(v) for v in np.median(r, axis=0))
 
 
 class LabelFilter:
@@ -147,13 +147,17 @@ class LabelFilter:
         r = r[r[:, 0] >= t_s - self.ref_max_age_s]
         if r.shape[0] < 3:
             return None
-        m = np.median(r[:, 1:], axis=0)
-        return tuple(float(v) for v in m)
+        # the same references recur window after window: memoize the median on their bytes
+        return _refs_median(np.ascontiguousarray(r[:, 1:]).tobytes(), r.shape[1] - 1)
 
     # ------------------------------------------------------------------ update
-    def update(self, window: Window, ecg_hr_bpm: float | None = None, ppg=True) -> Reference:
+    def update(
+        self, window: Window, ecg_hr_bpm: float | None = None, ppg=True, measures: AbpMeasures | None = None
+    ) -> Reference:
         """Label of one window. ``ppg``: True uses ``window.ppg`` for the PPG-ABP correlation, an array
-        uses that array, False/None skips the check (pass False when the PPG failed its own quality)."""
+        uses that array, False/None skips the check (pass False when the PPG failed its own quality).
+        ``measures``: this window's :func:`~bpstream.filters.measure_abp` row (with ``window.ppg``), when
+        a batch measured it ahead; the label is the same either way."""
         t0, t1 = float(window.t_start_s), float(window.t_end_s)
         fs = float(window.fs_hz) if window.fs_hz and np.isfinite(window.fs_hz) else float(self.sampling_rate)
         if window.abp is None:
@@ -170,19 +174,24 @@ class LabelFilter:
             return self._ref(None, None, None, False, [Reason.ABP_TOO_FEW_BEATS], t1)
         if not np.isfinite(x).all():
             return self._ref(None, None, None, False, [Reason.ABP_NAN], t1)
+        p = window.ppg if ppg is True else (None if ppg is False or ppg is None else ppg)
+        if measures is None:
+            pw = None if p is None else np.asarray(p, dtype=np.float64).reshape(1, -1)
+            measures = measure_abp(x[None, :], fs, pw if pw is not None and pw.shape[1] == x.size else None)[0]
+        elif ppg is not True and p is not None:  # an explicit PPG array: its spectra are not in the measures
+            measures = measures._replace(spectra=None)
         with np.errstate(all="ignore"):
-            return self._update(x, fs, t0, t1, ecg_hr_bpm, ppg, window)
+            return self._update(x, fs, t0, t1, ecg_hr_bpm, p, window, measures)
 
-    def _update(self, x, fs, t0, t1, ecg_hr_bpm, ppg, window) -> Reference:
+    def _update(self, x, fs, t0, t1, ecg_hr_bpm, p, window, m: AbpMeasures) -> Reference:
         pref = self.patient_reference(t1)
-        p2p = pulsatility_mmhg(x, fs)
-        events = abp_events(x, fs, ref_sbp_mmhg=pref[0] if pref else None, p2p=p2p)
+        events = abp_events(x, fs, ref_sbp_mmhg=pref[0] if pref else None, measures=m.events)
         for ev in events:
             self._mask(ev.reason, t0 + ev.start_s, t0 + ev.end_s)
-        beats = abp_beats(x, fs)
+        beats = m.beats
         tb = t0 + beats.onset / fs
         prev = self._buffer_before(tb[0] - 0.1) if len(beats) else self.beats_[:0]
-        good, flags = self._jsqi(beats, prev[-1:])
+        good, flags = jsqi_beat_flags(beats, prev[-1:, [_S, _D, _O, _P]])
         # offset steps over the carried beats and this window's beats
         if len(beats):
             cur = np.column_stack((beats.sbp_mmhg, beats.dbp_mmhg, beats.map_mmhg, tb))
@@ -195,12 +204,8 @@ class LabelFilter:
         if reasons:
             return self._ref(None, None, None, False, reasons, t1, beats, good)
         # over-damping: MAP only
-        if len(beats) >= 2:
-            map_w = float(x[beats.onset[0] : beats.onset[-1] + int(round(beats.period_s[-1] * fs))].mean())
-        else:
-            map_w = float(x.mean())
-        up = upstroke_rate_hz(x, fs, p2p)
-        if pref and is_damped(_median(p2p), map_w, up, pref[3], pref[2], pref[4]):
+        map_w, up = m.map_mmhg, m.upstroke_hz
+        if pref and is_damped(m.pulse_mmhg, map_w, up, pref[3], pref[2], pref[4]):
             ok = 30.0 <= map_w <= 200.0
             why = [Reason.ABP_DAMPED] if ok else [Reason.ABP_DAMPED, Reason.ABP_BEATS_IMPLAUSIBLE]
             return self._ref(None, None, map_w, ok, why, t1, beats, good)
@@ -223,9 +228,9 @@ class LabelFilter:
         if not why:
             if hr_agrees(hr, ecg_hr_bpm) is False:
                 why.append(Reason.ABP_HR_ECG_DISAGREE)
-            p = window.ppg if ppg is True else (None if ppg is False or ppg is None else ppg)
             if p is not None:
-                c = ppg_abp_correlation(p, x, fs, hr_bpm=hr)
+                c = correlation_from_spectra(m.spectra, hr) if m.spectra is not None else ppg_abp_correlation(
+                    p, x, fs, hr_bpm=hr)
                 if np.isfinite(c):  # a PPG with gaps or no variance is the input filter's business
                     extras["ppg_corr"] = c
                     if c < CROSSMODAL_THRESHOLDS["min_corr"]:
@@ -235,27 +240,6 @@ class LabelFilter:
         return self._ref(sbp, dbp, mp, not why, why, t1, beats, good, hr, extras)
 
     # ------------------------------------------------------------------ helpers
-    def _jsqi(self, beats: Beats, prev: np.ndarray) -> tuple[np.ndarray, dict]:
-        J = JSQI_BEAT_TO_BEAT
-        n = len(beats)
-        phys = ~beats.good
-        noise = beats.neg_slope_mmhg_s < J["neg_slope_mmhg_s"]
-        cols = np.column_stack((beats.sbp_mmhg, beats.dbp_mmhg, beats.onset_mmhg, beats.period_s))
-        if prev.shape[0]:
-            cols = np.concatenate((prev[:, [_S, _D, _O, _P]], cols))
-        d = np.abs(np.diff(cols, axis=0))
-        lim = np.array([J["d_sbp_mmhg"], J["d_dbp_mmhg"], J["d_onset_mmhg"], J["d_period_s"]])
-        b2b = (d > lim).any(axis=1) | ~np.isfinite(d).all(axis=1)
-        if not prev.shape[0]:
-            b2b = np.concatenate(([False], b2b)) if n else np.zeros(0, bool)
-        b2b = b2b[-n:] if n else np.zeros(0, bool)
-        flags = {
-            Reason.ABP_BEATS_IMPLAUSIBLE: phys,
-            Reason.ABP_SLOPE_NOISE: noise,
-            Reason.ABP_BEAT_TO_BEAT: b2b,
-        }
-        return ~(phys | noise | b2b), flags
-
     def _buffer_before(self, t_s: float) -> np.ndarray:
         b = self.beats_[: self.n_beats_]
         return b[b[:, _T] < t_s]

@@ -6,8 +6,10 @@ before the clock starts. Timed, per record (one patient) as one batch, on one co
 1. causal anti-alias + resampling of ECG, PPG and ABP to 125 Hz (the windower's Bessel low-pass,
    batched over the windows);
 2. ``InputFilter.update`` on the batch (integrity, ECG and PPG quality, running PPG template);
-3. the arterial label filter, per window (``LabelFilter.update`` when it exists, else
-   ``abp_reference``), given the ECG heart rate the input filter found.
+3. the arterial label filter: its stateless half (``measure_abp``: beat onsets and pressures, event
+   detector signals, ABP and PPG spectra) on the batch, then its stateful half per window
+   (``LabelFilter.update``), given the ECG heart rate the input filter found. The worker and
+   ``validate`` run it the same way (``stream._premeasure``).
 
 neurokit2's full quality path runs on a subset of the same windows at 250 Hz in the same process:
 ``nk.ecg_process`` (cleaning, R peaks, rate, averageQRS quality) + ``nk.ecg_quality(zhao2018)`` +
@@ -91,7 +93,7 @@ def _label_filter_factory():
 
 def _our_stack(w: dict[str, np.ndarray]) -> tuple[float, float, float, int]:
     """(resample_s, input_s, label_s, n_usable) for one record's batch."""
-    from bpstream.filters import InputFilter, Window, abp_reference
+    from bpstream.filters import InputFilter, Window, abp_reference, measure_abp
 
     fs = float(w["fs_hz"])
     t0 = time.process_time()
@@ -104,12 +106,14 @@ def _our_stack(w: dict[str, np.ndarray]) -> tuple[float, float, float, int]:
     kind, label_cls = _label_filter_factory()
     lf = label_cls(sampling_rate=FS_OUT) if label_cls is not None else None
     n = ecg.shape[0]
+    measures = measure_abp(abp, FS_OUT, ppg) if lf is not None else [None] * n
     for i in range(n):
         ts = float(w["t_start_s"][i])
         if lf is not None:
             win = Window(t_start_s=ts, t_end_s=ts + WINDOW_S, fs_hz=FS_OUT, ecg=ecg[i], ppg=ppg[i], abp=abp[i])
             hr = q.ecg_hr_bpm[i]
-            lf.update(win, ecg_hr_bpm=float(hr) if np.isfinite(hr) else None, ppg=bool(q.ppg_usable[i]))
+            lf.update(win, ecg_hr_bpm=float(hr) if np.isfinite(hr) else None, ppg=bool(q.ppg_usable[i]),
+                      measures=measures[i])
         else:
             abp_reference(abp[i], sampling_rate=FS_OUT, t_s=ts + WINDOW_S)
     t3 = time.process_time()

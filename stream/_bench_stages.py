@@ -98,7 +98,7 @@ def stage_costs(recordings: Sequence[Recording], chunk_s: float = 1.0, hop_s: fl
         ms["window"] = _ms_per(spent, n)
         ex["windows"] = n
         # filters: the step's gates, fresh per record (one patient each) as in the step; first as the
-        # replay and the worker run them (input measures batched ahead, _premeasure), then one by one
+        # replay and the worker run them (input and arterial measures batched ahead, _premeasure), then one by one
         pipeline = Pipeline(PipelineConfig())
         for batched in (True, False):
             usable: list[Window] = []
@@ -111,7 +111,7 @@ def stage_costs(recordings: Sequence[Recording], chunk_s: float = 1.0, hop_s: fl
                 if name != current:
                     gates, current = pipeline.new_state().gates, name
                 q = gates.input(w, pipeline.premeasured)
-                ref = gates.label(w, q) if w.abp is not None else None
+                ref = gates.label(w, q, pipeline.premeasured_labels) if w.abp is not None else None
                 if q.usable:
                     usable.append(w)
                     labels.append(ref if ref is not None and ref.usable else None)

@@ -37,14 +37,15 @@ class Gates:
         self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
         self.label_filter_ = LabelFilter(sampling_rate=sampling_rate)
 
-    def input(self, window: Window, premeasured: Mapping | None = None) -> InputVerdict:
+    def input(self, window: Window, premeasured: Mapping | None = None, key: bytes | None = None) -> InputVerdict:
         """``premeasured``: a memo of window measures (``bpstream.stream._premeasure``), used when it holds
-        this window measured at this filter's rate and thresholds; the verdict is the same either way."""
+        this window measured at this filter's rate and thresholds; the verdict is the same either way.
+        ``key``: the window's ``window_key`` when the caller has it already."""
         measures = None
         if premeasured:
             from ._premeasure import window_key
 
-            hit = premeasured.get(window_key(window))
+            hit = premeasured.get(key if key is not None else window_key(window))
             f = self.input_filter_
             if hit is not None and hit[0] == f.sampling_rate and hit[1] == f.thresholds:
                 measures = hit[2]
@@ -58,13 +59,25 @@ class Gates:
             ppg_hr_bpm=_finite_or_none(q.ppg_hr_bpm[0]),
         )
 
-    def label(self, window: Window, quality: InputVerdict) -> Reference:
+    def label(self, window: Window, quality: InputVerdict, premeasured: Mapping | None = None,
+              key: bytes | None = None) -> Reference:
         """The arterial label of the window: jSQI on a rolling beat buffer, event masks, cross-checks
         against the ECG heart rate and (when the PPG passed its own quality) the PPG waveform.
-        ``label_mode="basic"`` keeps only the foundation gate (jSQI physiological limits per window)."""
+        ``label_mode="basic"`` keeps only the foundation gate (jSQI physiological limits per window).
+        ``premeasured``: ``{window_key: (fs_hz, AbpMeasures)}`` measured ahead in a batch
+        (``_premeasure.measure_labels``); the label is the same either way."""
         if self.label_mode == "basic":
             return abp_reference(window.abp, sampling_rate=self.sampling_rate, t_s=window.t_end_s)
-        return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None)
+        measures = None
+        if premeasured:
+            from ._premeasure import window_key
+
+            hit = premeasured.get(key if key is not None else window_key(window))
+            fs = window.fs_hz if window.fs_hz and np.isfinite(window.fs_hz) else self.label_filter_.sampling_rate
+            if hit is not None and hit[0] == fs:
+                measures = hit[1]
+        return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None,
+                                         measures=measures)
 
     def cuff(self, cmd: "Calibrate", stream_t_s: float | None, horizon_s: float) -> tuple[Reference | None, Reason | None]:
         """A calibration command's label, or None and the reason it is rejected.

@@ -22,13 +22,16 @@ import numpy as np
 
 from bpstream.filters import Chunk, ChunkError, Window, Windower
 
-__all__ = ["window_key", "measure_windows", "take_row", "cut_ahead", "premeasure_chunks"]
+__all__ = ["window_key", "measure_windows", "measure_labels", "take_row", "cut_ahead", "premeasure_chunks"]
 
 
 def window_key(window: Window) -> bytes:
-    """Content key of a window's ECG and PPG (128-bit BLAKE2b over shape, dtype and samples)."""
+    """Content key of a window's ECG, PPG and ABP (128-bit BLAKE2b over shape, dtype and samples)."""
     h = hashlib.blake2b(digest_size=16)
-    for x in (window.ecg, window.ppg):
+    for x in (window.ecg, window.ppg, window.abp):
+        if x is None:
+            h.update(b"none")
+            continue
         a = np.ascontiguousarray(x)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
@@ -44,14 +47,14 @@ def take_row(obj, i: int, n: int):
     return obj
 
 
-def measure_windows(windows: Sequence[Window], sampling_rate: float, thresholds, batch: int = 64) -> dict:
+def measure_windows(windows: Sequence[Window], sampling_rate: float, thresholds, batch: int = 64,
+                    keys: Sequence[bytes] | None = None) -> dict:
     """``{window_key: InputMeasures of that window alone}`` for ``windows``, measured in batches."""
     from bpstream.filters._input_quality import measure_input
 
     out: dict[bytes, object] = {}
     todo: list[tuple[bytes, Window]] = []
-    for w in windows:
-        k = window_key(w)
+    for w, k in zip(windows, keys if keys is not None else map(window_key, windows)):
         if k not in out:
             out[k] = None
             todo.append((k, w))
@@ -67,6 +70,31 @@ def measure_windows(windows: Sequence[Window], sampling_rate: float, thresholds,
         for i, (k, _) in enumerate(part):
             out[k] = take_row(m, i, len(part))
     return {k: v for k, v in out.items() if v is not None}
+
+
+def measure_labels(windows: Sequence[Window], keys: Sequence[bytes], batch: int = 64) -> dict:
+    """``{window_key: (fs_hz, AbpMeasures)}`` for the windows with an arterial waveform: the stateless
+    half of the label filter (``bpstream.filters.measure_abp``), batched by rate and shape."""
+    from bpstream.filters import measure_abp
+
+    groups: dict[tuple, list[tuple[bytes, Window]]] = {}
+    seen: set[bytes] = set()
+    for w, k in zip(windows, keys):
+        if w.abp is None or k in seen or not (w.fs_hz and np.isfinite(w.fs_hz)):
+            continue
+        seen.add(k)
+        ppg_ok = w.ppg is not None and np.shape(w.ppg) == np.shape(w.abp)
+        groups.setdefault((float(w.fs_hz), np.shape(w.abp), ppg_ok), []).append((k, w))
+    out: dict[bytes, tuple[float, object]] = {}
+    for (fs, _, ppg_ok), items in groups.items():
+        for a in range(0, len(items), batch):
+            part = items[a : a + batch]
+            abp = np.stack([np.asarray(w.abp, dtype=np.float64) for _, w in part])
+            ppg = np.stack([np.asarray(w.ppg, dtype=np.float64) for _, w in part]) if ppg_ok else None
+            for (k, _), m in zip(part, measure_abp(abp, fs, ppg)):
+                if m is not None:
+                    out[k] = (fs, m)
+    return out
 
 
 def cut_ahead(items: Iterable[tuple[object, Windower | None, int, int, Chunk]], make: callable) -> list[Window]:

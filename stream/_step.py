@@ -76,6 +76,7 @@ class Pipeline:
         self.config = config
         self.factories = dict(factories or {})
         self.premeasured: dict = {}  # window content -> input measures, see premeasure()
+        self.premeasured_labels: dict = {}  # window content -> arterial measures, see premeasure()
 
     # -- state ---------------------------------------------------------------------------------
     def new_state(self) -> PatientState:
@@ -103,14 +104,18 @@ class Pipeline:
 
         The input gate then takes a window's measures from this memo; verdicts and outputs are the
         same as without it, only cheaper. Call ``clear_premeasured()`` when the batch is done."""
-        from ._premeasure import measure_windows
+        from ._premeasure import measure_labels, measure_windows, window_key
 
         fs_hz, thresholds = self.config.fs_hz, QualityThresholds()  # what every patient's InputFilter uses
-        for key, m in measure_windows(windows, fs_hz, thresholds).items():
+        keys = [window_key(w) for w in windows]
+        for key, m in measure_windows(windows, fs_hz, thresholds, keys=keys).items():
             self.premeasured[key] = (fs_hz, thresholds, m)
+        if self.config.label_filter == "full":
+            self.premeasured_labels.update(measure_labels(windows, keys))
 
     def clear_premeasured(self) -> None:
         self.premeasured = {}
+        self.premeasured_labels = {}
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, state: PatientState | None, message: Message) -> tuple[PatientState, list[Output]]:
@@ -149,8 +154,15 @@ class Pipeline:
 
     def _window(self, state: PatientState, window: Window) -> list[Output]:
         c = self.config
-        quality = state.gates.input(window, self.premeasured)
-        reference = state.gates.label(window, quality) if window.abp is not None else None
+        key = None
+        if self.premeasured or self.premeasured_labels:
+            from ._premeasure import window_key
+
+            key = window_key(window)
+        quality = state.gates.input(window, self.premeasured, key=key)
+        reference = None
+        if window.abp is not None:
+            reference = state.gates.label(window, quality, self.premeasured_labels, key=key)
         age = None if state.last_calibration_t_s is None else window.t_end_s - state.last_calibration_t_s
         if quality.usable:
             estimates = {m: self._grade(e.predict_one(window), age) for m, e in state.estimators.items()}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bpstream.stream import _bench_all, bench
+from bpstream.stream import bench
 from bpstream.stream._bench_e2e import Bed, EstimateReader, ProbeResult
 from bpstream.stream._bench_replay import load_recordings, replay_speed
 from bpstream.stream._bench_stages import stage_costs
