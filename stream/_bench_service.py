@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._bench_e2e import Bed, Beds, EstimateReader, ProbeResult, WorkerProcess, run_probe
+from ._bench_e2e import Bed, Beds, EstimateReader, WorkerProcess
+from ._bench_probe import ProbeResult, run_probe
 from ._records import Recording
 from ._settings import Settings
 
@@ -105,7 +106,7 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
         while left() > probe_cost + reserve:
             k += 1
             r = await run_probe(producer, reader, beds, worker, topic, f"s{k}", n, probe_s + ramp + 12, ramp,
-                                p99_limit_s, drain_s=10.0 if n <= 64 else 40.0)  # a failed probe's backlog must clear
+                                p99_limit_s, drain_s=10.0 if n <= 64 else 90.0)  # a failed probe's backlog must clear
             out["probes"].append(r.as_dict())
             print(f"[perf] probe {n} beds: p50 {r.latency_p50_s} p99 {r.latency_p99_s} slope {r.lag_slope_per_s} "
                   f"cpu {r.worker_cpu_pct} ok {r.ok}", flush=True)
@@ -129,7 +130,7 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
             if length < min(30.0, confirm_s):
                 break
             r = await run_probe(producer, reader, beds, worker, topic, f"c{cand}", cand, length + ramp_c + 12, ramp_c,
-                                p99_limit_s, drain_s=20.0)
+                                p99_limit_s, drain_s=90.0)  # before a retry, the failed run's backlog
             d = r.as_dict()
             d["confirmation"] = True
             out["probes"].append(d)

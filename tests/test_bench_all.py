@@ -9,7 +9,8 @@ import time
 import pytest
 
 from bpstream.stream import bench
-from bpstream.stream._bench_e2e import Bed, EstimateReader, ProbeResult
+from bpstream.stream._bench_e2e import Bed, EstimateReader
+from bpstream.stream._bench_probe import ProbeResult
 from bpstream.stream._bench_replay import load_recordings, replay_speed
 from bpstream.stream._bench_stages import stage_costs
 from bpstream.stream._replay_local import replay_record
