@@ -13,9 +13,26 @@ import math
 import numpy as np
 from scipy import signal
 
+from ._beats import _sosfilt_zi
+
 __all__ = ["CausalResampler"]
 
 _SOS_CACHE: dict[tuple[float, float], np.ndarray] = {}
+
+try:  # the C routine behind scipy.signal.sosfilt; its per-call argument handling costs more than the filter
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_core  # on a 2-s chunk (checked equal in the tests)
+except ImportError:  # pragma: no cover - another scipy layout: the public function
+    _sosfilt_core = None
+
+
+def sosfilt_carry(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.sosfilt(sos, x, zi=zi)`` for 1-D float64 ``x``: (output, final state), same numbers."""
+    if _sosfilt_core is None or sos.dtype != np.float64 or not sos.flags.c_contiguous:
+        return signal.sosfilt(sos, x, zi=zi)
+    y = np.array(x, dtype=np.float64, order="C").reshape(1, -1)
+    z = np.array(zi, dtype=np.float64, order="C").reshape(1, sos.shape[0], 2)
+    _sosfilt_core(sos, y, z)
+    return y[0], z[0]
 
 
 def _antialias_sos(fs_in_hz: float, fs_out_hz: float) -> np.ndarray | None:
@@ -68,7 +85,10 @@ class CausalResampler:
         else:
             ext = np.concatenate(([self.last_], y))
             base = first_idx
-        if ks.size:
+        step = int(round(ratio))
+        if ks.size and abs(ratio - step) < 1e-12:  # an integer ratio: every output sits on an input sample
+            out = ext[ks * step - base]  # (the general path below gives these very samples: frac is 0)
+        elif ks.size:
             pos = ks * ratio
             i0 = np.floor(pos + 1e-9).astype(np.int64)
             frac = pos - i0
@@ -88,7 +108,7 @@ class CausalResampler:
     def _filter(self, sos: np.ndarray, x: np.ndarray) -> np.ndarray:
         finite = np.isfinite(x)
         if finite.all() and self.zi_ is not None:
-            y, self.zi_ = signal.sosfilt(sos, x, zi=self.zi_)
+            y, self.zi_ = sosfilt_carry(sos, x, self.zi_)
             return y
         # split into runs of finite / non-finite samples; restart the filter after each non-finite run
         y = np.full(x.shape[0], np.nan)
@@ -98,6 +118,6 @@ class CausalResampler:
                 self.zi_ = None
                 continue
             if self.zi_ is None:
-                self.zi_ = signal.sosfilt_zi(sos) * x[a]
-            y[a:b], self.zi_ = signal.sosfilt(sos, x[a:b], zi=self.zi_)
+                self.zi_ = _sosfilt_zi(sos) * x[a]
+            y[a:b], self.zi_ = sosfilt_carry(sos, x[a:b], self.zi_)
         return y

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal as _sig
 
+from bpstream.filters._beats import sosfiltfilt_rows
+
 __all__ = ["FEATURE_NAMES", "N_FEATURES", "window_features", "normalize_waveforms"]
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -142,8 +144,8 @@ def window_features(ecg: np.ndarray, ppg: np.ndarray, *, sampling_rate: float = 
     if not len(ecg):
         return np.zeros((0, N_FEATURES), np.float32)
     # zero-phase band-pass of the whole batch at once (offline within a window: allowed)
-    ef = _sig.sosfiltfilt(_sos("ecg", sampling_rate), np.nan_to_num(ecg.astype(np.float64)), axis=1)
-    pf = _sig.sosfiltfilt(_sos("ppg", sampling_rate), np.nan_to_num(ppg.astype(np.float64)), axis=1)
+    ef = sosfiltfilt_rows(_sos("ecg", sampling_rate), np.nan_to_num(ecg.astype(np.float64)))
+    pf = sosfiltfilt_rows(_sos("ppg", sampling_rate), np.nan_to_num(ppg.astype(np.float64)))
     raw = np.stack([_one(e, p, sampling_rate) for e, p in zip(ef, pf)])
     z = (raw.astype(np.float32) - _CENTER) / _SCALE
     z = np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), -5.0, 5.0)

@@ -113,3 +113,33 @@ def test_a_nan_gap_spoils_only_the_windows_that_overlap_it(cuts):
     bad = [w for w in reference if not np.isfinite(w.ecg).all()]
     assert bad and all(w.t_start_s < 6.1 for w in bad)  # later windows are clean again
     assert np.isfinite(reference[-1].ecg).all()
+
+
+def test_resampler_filter_and_integer_ratio_path_match_the_plain_computation():
+    """The resampler calls scipy's sosfilt core directly and, at an integer rate ratio, picks samples
+    instead of interpolating; both must give exactly what ``signal.sosfilt`` and picking give."""
+    from bpstream.filters import CausalResampler
+    from bpstream.filters._resample import _antialias_sos, sosfilt_carry
+
+    rng = np.random.default_rng(3)
+    sos = _antialias_sos(250.0, 125.0)
+    x = np.cumsum(rng.normal(size=3000)) + 80.0
+    zi = signal.sosfilt_zi(sos) * 1.7
+    y, zf = sosfilt_carry(sos, x[:777], zi)
+    y0, zf0 = signal.sosfilt(sos, x[:777], zi=zi)
+    assert np.array_equal(y, y0) and np.array_equal(zf, zf0)
+    r = CausalResampler(250.0, 125.0)
+    out = np.concatenate([r.update(x[a : a + 333]) for a in range(0, x.size, 333)])
+    full = signal.sosfilt(sos, x, zi=signal.sosfilt_zi(sos) * x[0])[0]
+    assert np.array_equal(out, full[::2])
+
+
+def test_cached_zero_phase_filter_equals_scipy_sosfiltfilt():
+    from bpstream.filters._beats import sosfiltfilt_rows
+
+    rng = np.random.default_rng(5)
+    for sos in (signal.butter(2, [8.0, 30.0], btype="bandpass", fs=125.0, output="sos"),
+                signal.butter(3, 10.0, fs=125.0, output="sos")):
+        for shape in ((4, 1250), (1250,), (1, 200)):
+            x = rng.normal(size=shape).cumsum(axis=-1)
+            assert np.array_equal(sosfiltfilt_rows(sos, x), signal.sosfiltfilt(sos, x, axis=-1))
