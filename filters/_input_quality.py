@@ -25,7 +25,7 @@ Score per channel: 0 when an integrity rule fails, else the fraction of its qual
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -90,6 +90,11 @@ class InputMeasures:
     ppg: PpgQuality
     ecg_n_samples: int
     ppg_n_samples: int
+    # derived at measure time, at ``thresholds``: the rule failures that need no patient state
+    # (``_static_flags``, STATIC_COLUMNS) and "usable but for the template and relative-perfusion rules"
+    thresholds: QualityThresholds | None = None
+    static_flags: np.ndarray | None = None
+    usable_base: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ecg.hr_bpm.shape[0])
@@ -138,7 +143,9 @@ def measure_input(ecg: object, ppg: object, sampling_rate: float = 125.0, thresh
         ip, p_ok = integrity_and_clean(p, fs, flat_min_s=thresholds.flat_min_s)
         eq = ecg_quality(e_ok, fs)
         pq = ppg_quality(p_ok, fs)
-    return InputMeasures(ie, ip, eq, pq, e.shape[1], p.shape[1])
+    m = InputMeasures(ie, ip, eq, pq, e.shape[1], p.shape[1])
+    m = replace(m, thresholds=thresholds, static_flags=_static_flags(m, thresholds))
+    return replace(m, usable_base=usable_except_template(m, thresholds))
 
 
 def _lt(a: np.ndarray, b: float) -> np.ndarray:
@@ -151,60 +158,51 @@ def _gt(a: np.ndarray, b: float) -> np.ndarray:
     return ~(a <= b)
 
 
-def ppg_rule_flags(m: InputMeasures, th: QualityThresholds, ppg_tcorr: np.ndarray) -> np.ndarray:
-    """(n, 5) failures of the PPG quality rules, in PPG_RULES order."""
-    pq = m.ppg
-    return np.stack(
-        [
-            ~(pq.skewness > th.ppg_skewness_min),
-            _lt(pq.hr_bpm, th.hr_min_bpm) | _gt(pq.hr_bpm, th.hr_max_bpm),
-            ~(pq.max_gap_s < th.max_gap_s),
-            ~(pq.rr_ratio < th.rr_ratio_max),
-            _lt(ppg_tcorr, th.ppg_template_min),
-        ],
-        axis=1,
-    )
+def _static_flags(m: InputMeasures, th: QualityThresholds) -> np.ndarray:
+    """(n, 21) failures that need no patient state: ECG integrity (5), ECG rules (7), PPG integrity
+    with the absolute amplitude floor only (5), PPG rules without the template rule (4)."""
+    n = len(m)
+    ie, ip, eq, pq = m.ecg_integrity, m.ppg_integrity, m.ecg, m.ppg
+    with np.errstate(invalid="ignore"):
+        return np.stack(
+            [
+                np.full(n, m.ecg_n_samples == 0),
+                ie.nonfinite_fraction > 0,
+                ie.flat_fraction > th.flat_max_fraction,
+                ie.clipped_fraction > th.clip_max_fraction,
+                ~(ie.amplitude >= th.ecg_min_amplitude_mv),
+                _lt(eq.bsqi, th.bsqi_min),
+                _lt(eq.hr_bpm, th.hr_min_bpm) | _gt(eq.hr_bpm, th.hr_max_bpm),
+                ~(eq.max_gap_s < th.max_gap_s),
+                ~(eq.rr_ratio < th.rr_ratio_max),
+                _lt(eq.template_corr, th.ecg_template_min),
+                ~(eq.kurtosis > th.ecg_kurtosis_min),
+                _lt(eq.bas_sqi, th.bas_sqi_min),
+                np.full(n, m.ppg_n_samples == 0),
+                ip.nonfinite_fraction > 0,
+                ip.flat_fraction > th.flat_max_fraction,
+                ip.clipped_fraction > th.clip_max_fraction,
+                _lt(pq.amplitude, th.ppg_min_amplitude),
+                ~(pq.skewness > th.ppg_skewness_min),
+                _lt(pq.hr_bpm, th.hr_min_bpm) | _gt(pq.hr_bpm, th.hr_max_bpm),
+                ~(pq.max_gap_s < th.max_gap_s),
+                ~(pq.rr_ratio < th.rr_ratio_max),
+            ],
+            axis=1,
+        )
 
 
 def _flags(m: InputMeasures, th: QualityThresholds, tc: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, ...]:
     """Failure matrices (ecg integrity, ecg rules, ppg integrity, ppg rules) and per-channel verdicts."""
-    n = len(m)
-    ie, ip, eq, pq = m.ecg_integrity, m.ppg_integrity, m.ecg, m.ppg
-    e_int = np.stack(
-        [
-            np.full(n, m.ecg_n_samples == 0),
-            ie.nonfinite_fraction > 0,
-            ie.flat_fraction > th.flat_max_fraction,
-            ie.clipped_fraction > th.clip_max_fraction,
-            ~(ie.amplitude >= th.ecg_min_amplitude_mv),
-        ],
-        axis=1,
-    )
+    eq, pq = m.ecg, m.ppg
+    s = m.static_flags if m.static_flags is not None and m.thresholds == th else _static_flags(m, th)
     with np.errstate(invalid="ignore"):
         rel_low = np.isfinite(ref) & (pq.amplitude < th.ppg_rel_amplitude * ref)
-    p_int = np.stack(
-        [
-            np.full(n, m.ppg_n_samples == 0),
-            ip.nonfinite_fraction > 0,
-            ip.flat_fraction > th.flat_max_fraction,
-            ip.clipped_fraction > th.clip_max_fraction,
-            _lt(pq.amplitude, th.ppg_min_amplitude) | rel_low,
-        ],
-        axis=1,
-    )
-    e_rules = np.stack(
-        [
-            _lt(eq.bsqi, th.bsqi_min),
-            _lt(eq.hr_bpm, th.hr_min_bpm) | _gt(eq.hr_bpm, th.hr_max_bpm),
-            ~(eq.max_gap_s < th.max_gap_s),
-            ~(eq.rr_ratio < th.rr_ratio_max),
-            _lt(eq.template_corr, th.ecg_template_min),
-            ~(eq.kurtosis > th.ecg_kurtosis_min),
-            _lt(eq.bas_sqi, th.bas_sqi_min),
-        ],
-        axis=1,
-    )
-    p_rules = ppg_rule_flags(m, th, tc)
+    e_int = s[:, 0:5]
+    e_rules = s[:, 5:12].copy()  # (the static flags may be a shared memo: never modify them in place)
+    p_int = s[:, 12:17].copy()
+    p_int[:, 4] |= rel_low
+    p_rules = np.concatenate((s[:, 17:21], _lt(tc, th.ppg_template_min)[:, None]), axis=1)
     e_bad_int = e_int.any(axis=1)
     p_bad_int = p_int.any(axis=1)
     # a channel that fails integrity reports only its integrity reasons
@@ -219,6 +217,8 @@ def _flags(m: InputMeasures, th: QualityThresholds, tc: np.ndarray, ref: np.ndar
 
 def usable_except_template(m: InputMeasures, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """Per window: would it be usable if the PPG template and relative-perfusion rules passed?"""
+    if m.usable_base is not None and m.thresholds == thresholds:
+        return m.usable_base
     n = len(m)
     *_, ecg_ok, ppg_ok, disagree = _flags(m, thresholds, np.ones(n), np.full(n, np.nan))
     return ecg_ok & ppg_ok & ~disagree
