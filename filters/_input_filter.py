@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,8 +26,15 @@ from ._beats import zscore_rows
 __all__ = ["InputFilter"]
 
 def _z(v: np.ndarray) -> np.ndarray:
-    """z-scored copy of a 1-D template (zeros if constant)."""
-    return zscore_rows(np.asarray(v, dtype=np.float64)[None, :])[0]
+    """z-scored copy of a 1-D template (zeros if constant); memoized on its bytes (the running
+    template changes only when a window passes, and is z-scored for every window)."""
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    return _z_of(v.tobytes()).copy()
+
+
+@lru_cache(maxsize=256)
+def _z_of(data: bytes) -> np.ndarray:
+    return zscore_rows(np.frombuffer(data, dtype=np.float64)[None, :])[0]
 
 
 _STATE = ("template_", "n_template_updates_", "log_amplitude_", "n_mismatch_", "n_windows_")
@@ -76,7 +84,7 @@ class InputFilter:
         # everything except the template and relative-perfusion rules, decided once for the batch
         base = usable_except_template(m, th).tolist()
         has_beats = np.any(pq.template != 0.0, axis=1).tolist()
-        zb = zscore_rows(pq.template)  # each window's mean beat, z-scored
+        zb = m.ppg_template_z if m.ppg_template_z is not None else zscore_rows(pq.template)  # z-scored mean beats
         run_all = (zb @ _z(self.template_)).tolist() if n else []
         amps = pq.amplitude.tolist()
         scales = pq.template.std(axis=1).tolist() if n else []

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ._beats import zscore_rows
 from ._ecg_quality import EcgQuality, ecg_quality
 from ._integrity import Integrity, as_windows, integrity_and_clean
 from ._ppg_quality import PpgQuality, ppg_quality, template_correlation
@@ -95,6 +96,7 @@ class InputMeasures:
     thresholds: QualityThresholds | None = None
     static_flags: np.ndarray | None = None
     usable_base: np.ndarray | None = None
+    ppg_template_z: np.ndarray | None = None  # each window's PPG mean beat, z-scored (the running template's input)
 
     def __len__(self) -> int:
         return int(self.ecg.hr_bpm.shape[0])
@@ -145,7 +147,7 @@ def measure_input(ecg: object, ppg: object, sampling_rate: float = 125.0, thresh
         pq = ppg_quality(p_ok, fs)
     m = InputMeasures(ie, ip, eq, pq, e.shape[1], p.shape[1])
     m = replace(m, thresholds=thresholds, static_flags=_static_flags(m, thresholds))
-    return replace(m, usable_base=usable_except_template(m, thresholds))
+    return replace(m, usable_base=usable_except_template(m, thresholds), ppg_template_z=zscore_rows(pq.template))
 
 
 def _lt(a: np.ndarray, b: float) -> np.ndarray:
