@@ -21,6 +21,7 @@ __all__ = [
     "abp_onsets",
     "abp_beats",
     "beats_from_onsets",
+    "beats_batch",
     "jsqi_beat_flags",
     "abp_reference",
     "JSQI_LIMITS",
@@ -138,21 +139,7 @@ def beats_from_onsets(x: np.ndarray, on: np.ndarray, sampling_rate: float) -> Be
         idx = np.where(idx > sys_idx[:, None], start[:, None], idx)
         dbp = x[idx].min(axis=1)
         period = length / fs
-        hr = 60.0 / period
-        pp = sbp - dbp
-        L = JSQI_LIMITS
-        good = (
-            np.isfinite(sbp)
-            & np.isfinite(dbp)
-            & np.isfinite(mean)
-            & (sbp <= L["sbp_max_mmhg"])
-            & (dbp >= L["dbp_min_mmhg"])
-            & (mean >= L["map_min_mmhg"])
-            & (mean <= L["map_max_mmhg"])
-            & (hr >= L["hr_min_bpm"])
-            & (hr <= L["hr_max_bpm"])
-            & (pp >= L["pp_min_mmhg"])
-        )
+        good = _limits_ok(sbp, dbp, mean, 60.0 / period)
     return Beats(
         onset=start.astype(np.int64),
         systolic=sys_idx.astype(np.int64),
@@ -190,6 +177,90 @@ def jsqi_beat_flags(beats: Beats, prev: np.ndarray) -> tuple[np.ndarray, dict[Re
         Reason.ABP_BEAT_TO_BEAT: b2b,
     }
     return ~(phys | noise | b2b), flags
+
+
+def beats_batch(x: np.ndarray, onsets: list[np.ndarray], sampling_rate: float) -> list[Beats]:
+    """:func:`beats_from_onsets` of every row of ``x`` (n_windows, n_samples) in one pass over the
+    flattened batch (row ``i`` gives the same numbers as ``beats_from_onsets(x[i], onsets[i])``)."""
+    fs = float(sampling_rate)
+    n_rows, n = x.shape
+    rows = [i for i in range(n_rows) if onsets[i].size >= 2]
+    out = [Beats.empty() for _ in range(n_rows)]
+    if not rows or not fs > 0:
+        return out
+    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    g = np.concatenate([onsets[i] + i * n for i in rows])  # every onset, in flat coordinates
+    row_of = np.concatenate([np.full(onsets[i].size, i) for i in rows])
+    valid = row_of[1:] == row_of[:-1]  # a beat: two consecutive onsets of one row
+    start, stop, brow = g[:-1][valid], g[1:][valid], row_of[:-1][valid]
+    length = stop - start
+    with np.errstate(all="ignore"):
+        # slice sums and maxima over [g[j], g[j + 1]): the beats, and cross-row gaps that are dropped
+        sbp = np.maximum.reduceat(flat, g)[:-1][valid]
+        mean = np.add.reduceat(flat, g)[:-1][valid] / length
+        d = np.empty(flat.size)
+        np.subtract(flat[1:], flat[:-1], out=d[:-1])
+        d[-1] = 0.0
+        np.minimum(d, 0.0, out=d)
+        neg = np.add.reduceat(d, g)[:-1][valid] / length * fs
+        # systolic index: first sample of each beat that equals its maximum
+        beat_id = np.repeat(np.arange(length.size), length)
+        pos = np.arange(beat_id.size) - np.repeat(np.cumsum(length) - length, length) + start[beat_id]
+        hit = (flat[pos] == sbp[beat_id]).nonzero()[0]
+        sys_idx = start.copy()
+        if hit.size:
+            b = beat_id[hit]
+            change = np.empty(b.size, dtype=bool)
+            change[0] = True
+            np.not_equal(b[1:], b[:-1], out=change[1:])
+            first = change.nonzero()[0]
+            sys_idx[b[first]] = pos[hit[first]]
+        # diastolic pressure: minimum within +-50 ms of the onset (inside its row), never past the peak
+        m = max(1, int(round(_FOOT_SEARCH_S * fs)))
+        idx = start[:, None] + np.arange(-m, m + 1)[None, :]
+        lo = (brow * n)[:, None]
+        np.maximum(idx, lo, out=idx)
+        np.minimum(idx, lo + (n - 1), out=idx)
+        idx = np.where(idx > sys_idx[:, None], start[:, None], idx)
+        dbp = flat[idx].min(axis=1)
+        period = length / fs
+        good = _limits_ok(sbp, dbp, mean, 60.0 / period)
+    onset_mmhg = flat[start]
+    base = brow * n
+    cuts = np.flatnonzero(np.diff(brow)) + 1
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, brow.size]):
+        i = int(brow[a])
+        sl = slice(int(a), int(b))
+        out[i] = Beats(
+            onset=(start[sl] - base[sl]).astype(np.int64),
+            systolic=(sys_idx[sl] - base[sl]).astype(np.int64),
+            sbp_mmhg=sbp[sl],
+            dbp_mmhg=dbp[sl],
+            map_mmhg=mean[sl],
+            onset_mmhg=onset_mmhg[sl],
+            period_s=period[sl].astype(np.float64),
+            neg_slope_mmhg_s=neg[sl],
+            good=good[sl],
+        )
+    return out
+
+
+def _limits_ok(sbp: np.ndarray, dbp: np.ndarray, mean: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """The jSQI physiological limits per beat (see :data:`JSQI_LIMITS`)."""
+    L = JSQI_LIMITS
+    pp = sbp - dbp
+    return (
+        np.isfinite(sbp)
+        & np.isfinite(dbp)
+        & np.isfinite(mean)
+        & (sbp <= L["sbp_max_mmhg"])
+        & (dbp >= L["dbp_min_mmhg"])
+        & (mean >= L["map_min_mmhg"])
+        & (mean <= L["map_max_mmhg"])
+        & (hr >= L["hr_min_bpm"])
+        & (hr <= L["hr_max_bpm"])
+        & (pp >= L["pp_min_mmhg"])
+    )
 
 
 def reference_from_beats(

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._abp import Beats, beats_from_onsets
+from ._abp import Beats, beats_batch
 from ._abp_events import EventMeasures, event_measures, pulsatility_mmhg
 from ._abp_onsets import abp_onsets_batch
 from ._label_crossmodal import Spectra, crossmodal_spectra
@@ -60,13 +60,14 @@ def measure_abp(abp: np.ndarray, sampling_rate: float, ppg: np.ndarray | None = 
         p = np.asarray(ppg, dtype=np.float64)
         if p.shape == x.shape:
             spectra = crossmodal_spectra(x, p, fs)
+    all_beats = beats_batch(x, onsets, fs)
     out: list[AbpMeasures | None] = []
     with np.errstate(all="ignore"):
         for i in range(n_rows):
             if not ok[i]:
                 out.append(None)
                 continue
-            beats = beats_from_onsets(x[i], onsets[i], fs)
+            beats = all_beats[i]
             if len(beats) >= 2:
                 on = beats.onset
                 map_w = float(x[i, on[0] : on[-1] + int(round(beats.period_s[-1] * fs))].mean())

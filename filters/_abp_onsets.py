@@ -119,6 +119,8 @@ def abp_onsets_batch(abp: np.ndarray, sampling_rate: float = 125.0) -> list[np.n
         fwd = _ndi.maximum_filter1d(ssf, w + 1, axis=1, mode="nearest")
         back = _ndi.minimum_filter1d(ssf, w + 1, axis=1, mode="nearest")
         d = np.diff(ssf, axis=1)  # d[j] = ssf[j + 1] - ssf[j]
+        if x.shape[0] >= _LOCKSTEP_MIN_ROWS:
+            return _detect_rows(ssf, fwd, back, d, base, fs, w)
         return [_detect(ssf[i], fwd[i], back[i], d[i], float(base[i]), fs, w) for i in range(x.shape[0])]
 
 
@@ -160,3 +162,89 @@ def _detect(ssf: np.ndarray, fwd: np.ndarray, back: np.ndarray, d: np.ndarray, b
         else:
             t = k + 1
     return np.asarray(onsets, dtype=np.int64)
+
+
+_LOCKSTEP_MIN_ROWS = 4  # below this, the row-by-row loop is cheaper
+_NEAR = 96  # lockstep search: first this many samples after the refractory period (most beats), then the rest
+
+
+def _detect_rows(ssf: np.ndarray, fwd: np.ndarray, back: np.ndarray, d: np.ndarray, base0: np.ndarray, fs: float,
+                 w: int) -> list[np.ndarray]:
+    """:func:`_detect` for every row at once: one beat of every row per step, the threshold search and
+    the onset search vectorized over rows (the rare timeout search stays per row). Same onsets."""
+    n_rows, n = ssf.shape
+    lock = max(1, int(round(_LOCKOUT_S * fs)))
+    timeout = int(round(_TIMEOUT_S * fs))
+    dec = _DECAY_PER_S / fs
+    half = (w + 1) // 2
+    end = n - w
+    t = np.full(n_rows, w + 1, dtype=np.int64)
+    last = t.copy()
+    base = np.array(base0, dtype=np.float64)
+    onsets: list[list[int]] = [[] for _ in range(n_rows)]
+    span = np.arange(w + 1)
+    active = np.flatnonzero(t < end)
+    while active.size:
+        ta, la = t[active], last[active]
+        seg_end = np.minimum(end, np.maximum(ta, la + timeout))
+        k = _crossings(ssf, active, ta, seg_end, base[active] / 3.0 + _THR_OFFSET_MMHG)
+        for j in np.flatnonzero(k < 0):  # no beat before the timeout: lower the threshold (per row)
+            r = int(active[j])
+            lo = max(int(ta[j]), int(seg_end[j]))
+            if lo >= end:
+                k[j] = -2
+                continue
+            steps = np.arange(lo, end) - (int(la[j]) + timeout)
+            bases = np.maximum(float(base[r]) - steps * dec, 0.0)
+            kk = _first_crossing(ssf[r], lo, end, bases / 3.0 + _THR_OFFSET_MMHG)
+            if kk < 0:
+                k[j] = -2
+                continue
+            k[j] = kk
+            base[r] = float(bases[kk - lo])
+        t[active[k == -2]] = end  # this row is done
+        sel = k >= 0
+        r, kk = active[sel], k[sel]
+        mx = fwd[r, kk + half]  # max of ssf[k : k + w + 1]
+        mn = back[r, kk - w + half]  # min of ssf[k - w : k + 1]
+        acc = mx > mn + _MIN_RISE_MMHG
+        t[r[~acc]] = kk[~acc] + 1
+        ra, ka, mxa = r[acc], kk[acc], mx[acc]
+        if ra.size:
+            # onset: last sample in [k - w, k] whose slope-sum increase is below 1 % of the peak
+            below = d[ra[:, None], (ka - w - 1)[:, None] + span] < (0.01 * mxa)[:, None]
+            rev = below[:, ::-1]
+            jj = rev.argmax(axis=1)
+            has = rev[np.arange(ra.size), jj]
+            onset = np.where(has, ka - jj, ka - w)  # k - w + (w - jj)
+            for row, on in zip(ra.tolist(), onset.tolist()):
+                lst = onsets[row]
+                if not lst or on > lst[-1]:
+                    lst.append(on)
+            base[ra] = base[ra] + 0.1 * (mxa - base[ra])
+            last[ra] = ka
+            t[ra] = ka + lock
+        active = active[t[active] < end]
+    return [np.asarray(o, dtype=np.int64) for o in onsets]
+
+
+def _crossings(ssf: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """Per row r = rows[i]: the first k in [lo[i], hi[i]) with ssf[r, k] > thr[i] >= ssf[r, k - 1]; -1 if none.
+    A first pass looks at the first ``_NEAR`` samples of every row; a second at the rest, for the rows
+    not found in the first."""
+    out = np.full(rows.size, -1, dtype=np.int64)
+    for a, b in ((lo, np.minimum(hi, lo + _NEAR)), (lo + _NEAR, hi)):
+        todo = np.flatnonzero((out < 0) & (b > a))
+        if not todo.size:
+            continue
+        start, length = a[todo], b[todo] - a[todo]
+        m = int(length.max())
+        cols = np.arange(m)
+        idx = np.minimum(start[:, None] - 1 + np.arange(m + 1), ssf.shape[1] - 1)
+        seg = ssf[rows[todo][:, None], idx]  # ssf[k - 1], ssf[k] for k in [start, start + m)
+        th = thr[todo][:, None]
+        hit = (seg[:, 1:] > th) & (seg[:, :-1] <= th) & (cols < length[:, None])
+        j = hit.argmax(axis=1)
+        found = hit[np.arange(todo.size), j]
+        out[todo[found]] = start[found] + j[found]
+    return out
