@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._abp import Beats, beats_batch
+from ._abp_beats import Beats, beats_batch
 from ._abp_events import EventMeasures, event_measures, pulsatility_mmhg
 from ._abp_onsets import abp_onsets_batch
 from ._label_crossmodal import Spectra, crossmodal_spectra
