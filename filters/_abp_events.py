@@ -124,9 +124,11 @@ def abp_events(
     """
     x = np.asarray(abp, dtype=np.float64).reshape(-1)
     fs = float(sampling_rate)
-    if x.shape[0] < 4 or not fs > 0 or not np.isfinite(x).all():
-        return []
-    m = event_measures(x[None, :], fs)[0] if measures is None else measures
+    if measures is None:  # (measures exist only for finite windows of at least 4 samples)
+        if x.shape[0] < 4 or not fs > 0 or not np.isfinite(x).all():
+            return []
+        measures = event_measures(x[None, :], fs)[0]
+    m = measures
     with np.errstate(all="ignore"):
         return _events(x, fs, ref_sbp_mmhg, m)
 

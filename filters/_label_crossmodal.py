@@ -44,10 +44,13 @@ def ppg_abp_correlation(
 
 
 class Spectra(NamedTuple):
-    """Mean-removed spectra of an ABP and a PPG window, zero-padded for lags up to ``lag`` samples."""
+    """What the correlation needs of an ABP and a PPG window (mean removed, zero-padded for lags up
+    to ``lag`` samples): both spectra and both power spectra."""
 
     abp: np.ndarray
     ppg: np.ndarray
+    power_abp: np.ndarray
+    power_ppg: np.ndarray
     nfft: int
     lag: int
     fs_hz: float
@@ -70,7 +73,8 @@ def crossmodal_spectra(abp: np.ndarray, ppg: np.ndarray, sampling_rate: float,
     with np.errstate(all="ignore"):
         A = np.fft.rfft(a - a.mean(axis=1, keepdims=True), nfft, axis=1)
         B = np.fft.rfft(b - b.mean(axis=1, keepdims=True), nfft, axis=1)
-    return [Spectra(A[i], B[i], nfft, lag, fs) if ok[i] else None for i in range(a.shape[0])]
+        pa, pb = A.real**2 + A.imag**2, B.real**2 + B.imag**2
+    return [Spectra(A[i], B[i], pa[i], pb[i], nfft, lag, fs) if ok[i] else None for i in range(a.shape[0])]
 
 
 @lru_cache(maxsize=8)
@@ -96,13 +100,13 @@ def correlation_from_spectra(s: Spectra | None, hr_bpm: float | None = None) -> 
     with np.errstate(all="ignore"):
         hi = C["band_hi_hr_ratio"] * hr_bpm / 60.0 if hr_bpm and np.isfinite(hr_bpm) else 3.0
         band = (f >= C["band_lo_hz"]) & (f <= max(hi, C["band_lo_hz"] + 0.5))
-        A = s.abp * band
-        B = s.ppg * band
-        ea = float(w @ (A.real**2 + A.imag**2)) / nfft
-        eb = float(w @ (B.real**2 + B.imag**2)) / nfft
+        ea = float(w @ (s.power_abp * band)) / nfft  # both band-limited to ``band``
+        eb = float(w @ (s.power_ppg * band)) / nfft
         if not (0 < ea < np.inf and 0 < eb < np.inf):
             return float("nan")
-        c = np.fft.irfft(B * np.conj(A), nfft)  # c[k] = sum a[i] b[i + k], both band-limited
+        # c[k] = sum a[i] b[i + k], both band-limited (the product per window: a batched complex
+        # product can round differently in the last bit, the vector loop meeting other elements)
+        c = np.fft.irfft((s.ppg * band) * np.conj(s.abp * band), nfft)
         c = np.concatenate((c[-lag:], c[: lag + 1])) if lag > 0 else c[:1]
         r = float(np.max(c) / np.sqrt(ea) / np.sqrt(eb))
     return r if np.isfinite(r) else float("nan")
