@@ -11,6 +11,7 @@ from typing import Any
 
 from ._agents import Processor, register_agents
 from ._schedule import Schedule
+from ._seek_first import install as install_seek_first
 from ._settings import Settings
 from ._step import Pipeline, PipelineConfig
 from ._topics import Topics, declare
@@ -60,4 +61,10 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, sinks: Any 
                       help="per-patient step state (bpstream.stream._state_codec)")
     processor = Processor(settings, pipeline or pipeline_for(settings))
     agent = register_agents(app, topics, table, processor, sinks)
+
+    @app.on_partitions_assigned.connect
+    async def _seek_before_resume(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        # before recovery resumes the input partitions (see _seek_first)
+        install_seek_first(app.consumer, (settings.topic_waveforms, settings.topic_commands))
+
     return Service(app, topics, table, processor, agent)

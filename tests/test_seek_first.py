@@ -1,0 +1,74 @@
+"""The seek-before-resume guard (stream/_seek_first.py) on a consumer that records the order of calls.
+
+The race it closes needs a broker and a rebalance (tests/test_kafka_failover.py); here: input
+partitions are resumed only once the seek that follows has finished, other partitions at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import namedtuple
+
+from bpstream.stream._seek_first import install
+
+TP = namedtuple("TP", "topic partition")
+INPUTS = ("w.bp.waveforms.v1", "w.bp.commands.v1")
+
+
+class RecordingConsumer:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.active: set = set()
+
+    def resume_partitions(self, tps) -> None:
+        self.calls.append(("resume", frozenset(tps)))
+        self.active |= set(tps)
+
+    async def perform_seek(self) -> None:
+        self.calls.append(("seek start", frozenset(self.active)))
+        await asyncio.sleep(0)
+        self.calls.append(("seek end", frozenset(self.active)))
+
+
+def test_input_partitions_resume_only_after_the_seek():
+    c = RecordingConsumer()
+    install(c, INPUTS)
+    install(c, INPUTS)  # idempotent: one wrapper, not two
+    wave, cmd, leader = TP(INPUTS[0], 1), TP(INPUTS[1], 1), TP("app-__assignor-__leader", 0)
+    changelog = TP("app-patients-changelog", 1)
+
+    c.resume_partitions({changelog})
+    assert c.calls == [("resume", frozenset({changelog}))]  # changelogs: at once
+
+    c.resume_partitions({wave, cmd, leader})  # what recovery does just before it seeks
+    assert c.calls[-1] == ("resume", frozenset({leader}))
+    assert wave not in c.active and cmd not in c.active
+
+    asyncio.run(c.perform_seek())
+    assert [k for k, _ in c.calls[-3:]] == ["seek start", "seek end", "resume"]
+    assert wave not in c.calls[-2][1]  # not fetching while the seek runs
+    assert c.calls[-1][1] == frozenset({wave, cmd})
+    assert {wave, cmd} <= c.active
+
+    n = len(c.calls)
+    asyncio.run(c.perform_seek())  # nothing held: a plain seek
+    assert [k for k, _ in c.calls[n:]] == ["seek start", "seek end"]
+
+
+def test_held_partitions_are_resumed_even_when_the_seek_fails():
+    c = RecordingConsumer()
+
+    async def failing_seek() -> None:
+        raise TimeoutError("broker gone")
+
+    c.perform_seek = failing_seek
+    install(c, INPUTS)
+    wave = TP(INPUTS[0], 2)
+    c.resume_partitions({wave})
+    try:
+        asyncio.run(c.perform_seek())
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError("the seek's error must propagate")
+    assert wave in c.active
