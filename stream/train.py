@@ -43,7 +43,8 @@ def _log(msg: str) -> None:
 
 def _fit(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, tag: str):
     from bpstream.models._population import Population
-    from bpstream.models._train import TrainConfig, calibrate, fit_feature_delta, label_dynamics, record_block, train_population
+    from bpstream.models._dynamics import fit_feature_delta, label_dynamics
+    from bpstream.models._train import TrainConfig, calibrate, record_block, train_population
 
     blocks = sorted({record_block(names[r]) for r in np.unique(arr.record[train_mask])})
     rec_block = np.array([record_block(n) for n in names])[arr.record]

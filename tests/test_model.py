@@ -184,7 +184,7 @@ def _feature_arrays(signal_mmhg_per_unit: float, seed: int = 0) -> TrainArrays:
 
 
 def test_feature_delta_learns_a_planted_relation_and_stays_small_without_one():
-    from bpstream.models._train import fit_feature_delta
+    from bpstream.models._dynamics import fit_feature_delta
 
     w = np.asarray(fit_feature_delta(_feature_arrays(6.0))["feat_delta_w"])
     assert abs(w[0, 0] - 6.0) < 1.5 and np.all(np.abs(w[0, 1:]) < 1.0)
