@@ -10,16 +10,36 @@ never processed (tests/test_kafka_failover.py saw 20 chunks per partition lost i
 four, faust-streaming issues #216 and #221 describe the same family). The order faust intends
 (faust-streaming PR #217) is seek first, then resume.
 
-``install(app, topics)`` restores that order on the app's consumer: a resume of input partitions is
-held until the next ``perform_seek`` has finished (faust calls one right after each such resume), then
-applied. Changelog partitions are resumed at once, as before.
+``install(consumer, topics)`` restores that order on the app's consumer: a resume of input partitions
+is held until the next ``perform_seek`` has finished (faust calls one right after each such resume),
+then applied. Changelog partitions are resumed at once, as before. ``needed()`` checks that the
+installed faust still resumes before seeking; where it does not (a faust with the order fixed, or
+code this guard does not know), holding a resume could wait for a seek that never comes, so the
+worker does not install it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-__all__ = ["install"]
+__all__ = ["install", "needed"]
+
+
+def needed() -> bool:
+    """True when faust's recovery resumes the input partitions before it seeks them (0.15.x)."""
+    import inspect
+
+    try:
+        from faust.tables.recovery import Recovery
+
+        sources = [inspect.getsource(Recovery.on_recovery_completed), inspect.getsource(Recovery._resume_streams)]
+    except (ImportError, AttributeError, OSError, TypeError):
+        return False
+    for src in sources:
+        resume, seek = src.find("resume_partitions("), src.find("perform_seek()")
+        if resume < 0 or seek < 0 or resume > seek:
+            return False
+    return True
 
 
 def install(consumer: Any, input_topics: Iterable[str]) -> None:

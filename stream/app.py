@@ -12,6 +12,7 @@ from typing import Any
 from ._agents import Processor, register_agents
 from ._schedule import Schedule
 from ._seek_first import install as install_seek_first
+from ._seek_first import needed as seek_first_needed
 from ._settings import Settings
 from ._step import Pipeline, PipelineConfig
 from ._topics import Topics, declare
@@ -62,9 +63,10 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, sinks: Any 
     processor = Processor(settings, pipeline or pipeline_for(settings))
     agent = register_agents(app, topics, table, processor, sinks)
 
-    @app.on_partitions_assigned.connect
-    async def _seek_before_resume(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
-        # before recovery resumes the input partitions (see _seek_first)
-        install_seek_first(app.consumer, (settings.topic_waveforms, settings.topic_commands))
+    if seek_first_needed():
+        @app.on_partitions_assigned.connect
+        async def _seek_before_resume(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+            # before recovery resumes the input partitions (see _seek_first)
+            install_seek_first(app.consumer, (settings.topic_waveforms, settings.topic_commands))
 
     return Service(app, topics, table, processor, agent)

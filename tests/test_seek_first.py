@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import namedtuple
 
-from bpstream.stream._seek_first import install
+from bpstream.stream._seek_first import install, needed
 
 TP = namedtuple("TP", "topic partition")
 INPUTS = ("w.bp.waveforms.v1", "w.bp.commands.v1")
@@ -72,3 +72,20 @@ def test_held_partitions_are_resumed_even_when_the_seek_fails():
     else:
         raise AssertionError("the seek's error must propagate")
     assert wave in c.active
+
+
+def test_the_installed_faust_still_resumes_before_seeking():
+    """Canary: the guard is only installed while faust has the order it corrects. If this fails after a
+    faust-streaming upgrade, read Recovery.on_recovery_completed / _resume_streams again: if the new faust
+    seeks first, the guard is no longer needed (and is not installed); update this test and the README."""
+    assert needed()
+
+
+def test_the_worker_app_installs_the_guard_on_assignment():
+    from bpstream.stream._settings import Settings
+    from bpstream.stream.app import create_app
+
+    service = create_app(Settings())
+    signal = service.app.on_partitions_assigned
+    names = [getattr(r, "__name__", "") for r in signal.iter_receivers(service.app)]
+    assert "_seek_before_resume" in names
