@@ -1,5 +1,5 @@
-"""Model estimators: ``frozen`` (population, no personalization), ``offset`` (frozen + mean calibration
-residual) and ``ttt`` (calibration-anchored per-patient test-time training, the product default).
+"""``ttt``: calibration-anchored per-patient test-time training, the product default (``frozen`` and
+``offset``, the population model without and with a calibration offset, are in ``_frozen``).
 
 ``ttt`` for one patient, after Jo, Lee et al. (ML4H 2024), adapted to calibration-anchored regression:
 * prediction: every labelled window in the queue is an anchor; each anchor predicts
@@ -24,91 +24,15 @@ from typing import Any
 import numpy as np
 
 from bpstream.filters import Reason, Reference, Window
-from bpstream.models._base import Estimate, Estimator, Validity
-from bpstream.models._population import Population, default_population
+from bpstream.models._base import Estimate, Validity
+from bpstream.models._frozen import FrozenEstimator, OffsetEstimator, _estimate, _label_vec, _ModelEstimator
+from bpstream.models._population import Population
 
+# FrozenEstimator and OffsetEstimator live in _frozen; re-exported here because patient states written
+# before the split name them as bpstream.models._ttt:... (stream/_state_codec.py rebuilds by that path)
 __all__ = ["FrozenEstimator", "OffsetEstimator", "TTTEstimator"]
 
-_FIELDS = ("sbp_mmhg", "dbp_mmhg", "map_mmhg")
 _FREEZE_REASONS = (Reason.ABP_OFFSET_STEP, Reason.ABP_ZEROING)
-
-
-def _label_vec(label: Reference) -> np.ndarray:
-    out = np.full(3, np.nan)
-    for k, name in enumerate(_FIELDS):
-        v = getattr(label, name)
-        if v is not None and np.isfinite(v):
-            out[k] = float(v)
-    return out
-
-
-def _estimate(mu: np.ndarray, sd: np.ndarray | None, validity=Validity.VALID, reasons=()) -> Estimate:
-    def f(v):
-        return None if v is None or not np.isfinite(v) else float(v)
-
-    sds = [None] * 3 if sd is None else [f(s) for s in sd]
-    return Estimate(f(mu[0]), f(mu[1]), f(mu[2]), sds[0], sds[1], sds[2], validity, tuple(reasons))
-
-
-class _ModelEstimator(Estimator):
-    def __init__(self, population: Population | None = None, seed: int = 0):
-        self.population = population
-        self.seed = seed
-
-    @property
-    def pop(self) -> Population:
-        """The population model (parameter), else the shipped weights through the explicit loader."""
-        return self.population if self.population is not None else default_population()
-
-    @property
-    def weights_sha256(self) -> str | None:
-        """SHA-256 of the population weights file this estimator uses (published with every estimate)."""
-        return self.pop.meta.get("weights_sha256")
-
-    @staticmethod
-    def _usable(label: Reference) -> bool:
-        return bool(label.usable) and np.isfinite(_label_vec(label)).any()
-
-
-class FrozenEstimator(_ModelEstimator):
-    """The population model alone: calibration-free, never learns."""
-
-    name = "frozen"
-
-    def predict_one(self, window: Window) -> Estimate:
-        mu, sd = self.pop.absolute(self.pop.encode(window))
-        return _estimate(mu[0], sd[0])
-
-    def learn_one(self, window: Window, label: Reference) -> None:
-        return None
-
-
-class OffsetEstimator(_ModelEstimator):
-    """Frozen model plus the mean residual (label - frozen) of the calibrations so far."""
-
-    name = "offset"
-
-    def __init__(self, population: Population | None = None, seed: int = 0):
-        super().__init__(population, seed)
-        self.res_sum_ = np.zeros(3)
-        self.res_n_ = np.zeros(3)
-
-    def predict_one(self, window: Window) -> Estimate:
-        if not (self.res_n_ > 0).any():
-            return Estimate.empty(Validity.UNCALIBRATED, (Reason.UNCALIBRATED,))
-        mu, _ = self.pop.absolute(self.pop.encode(window))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            off = np.where(self.res_n_ > 0, self.res_sum_ / np.maximum(self.res_n_, 1), np.nan)
-        return _estimate(mu[0] + off, self.pop.offset_sd_mmhg)
-
-    def learn_one(self, window: Window, label: Reference) -> None:
-        if not self._usable(label):
-            return
-        y = _label_vec(label)
-        mu, _ = self.pop.absolute(self.pop.encode(window))
-        ok = np.isfinite(y)
-        self.res_sum_ = self.res_sum_ + np.where(ok, y - mu[0], 0.0)
-        self.res_n_ = self.res_n_ + ok
 
 
 class TTTEstimator(_ModelEstimator):

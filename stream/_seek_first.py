@@ -7,8 +7,8 @@ stood; records of that read still being handed on after the seek move faust's re
 committed offset, so the re-read from the committed offset is dropped as already seen, and the records
 between were in the stream queues that ``flow_control.resume()`` clears: a run of input offsets is
 never processed, and the partition's commit sticks at the hole (tests/test_kafka_failover.py: runs of
-19-53 offsets per partition in 4 of 16 runs; faust-streaming issues #216 and #221 are the same family). The order faust intends
-(faust-streaming PR #217) is seek first, then resume.
+19-53 offsets per partition in 4 of 16 runs; faust-streaming issues #216 and #221 are the same family).
+The order faust intends (faust-streaming PR #217) is seek first, then resume.
 
 ``install(consumer, topics)`` restores that order on the app's consumer: a resume of input partitions
 is held until the next ``perform_seek`` has finished (faust calls one right after each such resume),
@@ -20,13 +20,15 @@ worker does not install it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable
 
 __all__ = ["install", "needed"]
 
 
+@functools.lru_cache(maxsize=1)
 def needed() -> bool:
-    """True when faust's recovery resumes the input partitions before it seeks them (0.15.x)."""
+    """True when faust's recovery resumes the input partitions before it seeks them (0.15.x); read once."""
     import inspect
 
     try:

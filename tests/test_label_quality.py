@@ -1,78 +1,16 @@
 """Label quality for the arterial waveform: jSQI on a rolling beat buffer, line events, damping,
-cross-modal checks; on real records and on injected artifacts (each test fails without its detector)."""
+cross-modal checks; on real records and on injected artifacts (each test fails without its detector).
+Serialized state, idempotency and property tests: test_label_quality_state.py."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-from scipy.signal import butter, resample_poly, sosfilt
 
-from bpstream.filters import LabelFilter, Reason, Reference, Window
-
-_spec = importlib.util.spec_from_file_location("_bp_inject", Path(__file__).with_name("_inject.py"))
-inj = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(inj)
-
-FS = 125.0
-N = 1250
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet2015"
-
-
-def _record(name: str) -> dict[str, np.ndarray]:
-    wfdb = pytest.importorskip("wfdb")
-    if not (DATA / f"{name}.hea").exists():
-        pytest.skip(f"record {name} not in {DATA}")
-    rec = wfdb.rdrecord(str(DATA / name))
-    chans = {"ecg": "II", "ppg": "PLETH", "abp": "ABP"}
-    return {k: resample_poly(np.nan_to_num(rec.p_signal[:, rec.sig_name.index(c)]), 1, 2) for k, c in chans.items()}
-
-
-def _ppg_like(abp: np.ndarray, delay_s: float = 0.2) -> np.ndarray:
-    """A PPG-like image of the arterial pulse: low-passed, delayed, arbitrary units."""
-    sos = butter(2, 4.0, fs=FS, output="sos")
-    y = sosfilt(sos, abp - abp[0]) + abp[0]
-    d = int(delay_s * FS)
-    return np.concatenate((np.full(d, y[0]), y[:-d])) / 50.0
-
-
-def _windows(sig: dict, t_from_s: float = 0.0, t_to_s: float | None = None, hop_s: float = 2.0):
-    n = len(sig["abp"])
-    stop = n - N if t_to_s is None else min(n - N, int(t_to_s * FS))
-    for i in range(int(t_from_s * FS), stop + 1, int(hop_s * FS)):
-        yield Window(
-            t_start_s=i / FS,
-            t_end_s=(i + N) / FS,
-            fs_hz=FS,
-            ecg=sig["ecg"][i : i + N].astype(np.float32),
-            ppg=sig["ppg"][i : i + N].astype(np.float32),
-            abp=sig["abp"][i : i + N].astype(np.float32),
-        )
-
-
-def _run(sig: dict, lf: LabelFilter | None = None, **kw) -> list[tuple[Window, Reference]]:
-    lf = lf or LabelFilter(FS)
-    return [(w, lf.update(w, **kw)) for w in _windows(sig)]
-
-
-def _synthetic(duration_s=120.0, sbp=120.0, dbp=70.0, hr=75.0, abp=None) -> dict:
-    x = inj.synthetic_abp(duration_s, FS, sbp, dbp, hr, noise_mmhg=0.3) if abp is None else abp
-    return {"abp": x, "ppg": _ppg_like(x), "ecg": np.zeros_like(x)}
-
-
-def _at(out, t_s: float) -> Reference:
-    """The label of the first window starting at or after ``t_s``."""
-    return next(r for w, r in out if w.t_start_s >= t_s - 1e-9)
-
-
-def _containing(out, t_s: float) -> list[Reference]:
-    return [r for w, r in out if w.t_start_s <= t_s <= w.t_end_s]
+from ._label_data import FS, _at, _containing, _ppg_like, _record, _run, _synthetic, _windows, inj
+from bpstream.filters import LabelFilter, Reason
 
 
 # ---------------------------------------------------------------------------------------------- real records
@@ -285,87 +223,3 @@ def test_hypotension_kept():
     out = _run(_synthetic(60.0, sbp=70, dbp=40, hr=100))
     assert all(r.usable for _, r in out)
     assert out[-1][1].sbp_mmhg == pytest.approx(70, abs=2)
-
-
-# ---------------------------------------------------------------------------------------------- state
-def test_state_roundtrip_and_size():
-    sig = _synthetic(60.0)
-    sig["abp"] = inj.inject_flush(sig["abp"], FS, 40.0, 2.0)
-    ws = list(_windows(sig))
-    a = LabelFilter(FS)
-    for w in ws[:20]:
-        a.update(w)
-    blob = a.to_bytes()
-    assert len(blob) < 4096
-    b = LabelFilter.from_bytes(blob)
-    for w in ws[20:]:
-        ra, rb = a.update(w), b.update(w)
-        assert ra == rb
-    for k, v in vars(a).items():
-        if k.endswith("_"):
-            assert isinstance(v, (np.ndarray, int, float)), k
-    for bad in (b"", b"xyz", blob[:-8], b"\x09" + blob[1:]):
-        with pytest.raises(ValueError):
-            LabelFilter.from_bytes(bad)
-
-
-def test_causal_and_duplicate_window_idempotent():
-    sig = _synthetic(60.0)
-    ws = list(_windows(sig))
-    a, b = LabelFilter(FS), LabelFilter(FS)
-    ra = [a.update(w) for w in ws]
-    rb = []
-    for w in ws:
-        rb.append(b.update(w))
-        b.update(w)  # at-least-once delivery: a redelivered window
-    assert ra == rb
-
-
-def test_gap_resets_beat_buffer():
-    sig = _synthetic(60.0)
-    lf = LabelFilter(FS)
-    for w in list(_windows(sig))[:10]:
-        lf.update(w)
-    assert lf.n_beats_ > 0
-    w = next(_windows(sig, 40.0))
-    w2 = Window(w.t_start_s + 100, w.t_end_s + 100, FS, w.ecg, w.ppg, w.abp, segment=1)
-    assert lf.update(w2).usable
-
-
-@settings(max_examples=120, deadline=None)
-@given(
-    x=hnp.arrays(np.float32, st.integers(0, 1600), elements=st.floats(allow_nan=True, allow_infinity=True, width=32)),
-    t0=st.floats(-1e6, 1e9),
-    ecg_hr=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
-    use_ppg=st.booleans(),
-)
-def test_never_raises_same_types(x, t0, ecg_hr, use_ppg):
-    lf = LabelFilter(FS)
-    for k in range(3):
-        w = Window(t0 + 2 * k, t0 + 2 * k + len(x) / FS, FS, np.zeros_like(x), x[::-1].copy(), x)
-        r = lf.update(w, ecg_hr_bpm=ecg_hr, ppg=use_ppg)
-        assert isinstance(r, Reference) and isinstance(r.usable, bool)
-        assert all(isinstance(q, Reason) for q in r.reasons)
-        assert r.usable or r.reasons
-        for v in (r.sbp_mmhg, r.dbp_mmhg, r.map_mmhg):
-            assert v is None or isinstance(v, float)
-    assert isinstance(LabelFilter.from_bytes(lf.to_bytes()), LabelFilter)
-    none = lf.update(Window(t0, t0 + 10, FS, np.zeros(4, np.float32), np.zeros(4, np.float32), None))
-    assert none.reasons == (Reason.ABP_MISSING,)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    x=hnp.arrays(np.float64, st.integers(0, 1600), elements=st.floats(allow_nan=True, allow_infinity=True)),
-    p=hnp.arrays(np.float64, st.integers(0, 1600), elements=st.floats(allow_nan=True, allow_infinity=True)),
-    fs=st.sampled_from([0.0, 1.0, 50.0, 125.0, 250.0, float("nan")]),
-    hr=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
-)
-def test_event_and_crossmodal_functions_never_raise(x, p, fs, hr):
-    from bpstream.filters import AbpEvent, abp_events, ppg_abp_correlation
-
-    c = ppg_abp_correlation(p, x, fs, hr_bpm=hr)
-    assert isinstance(c, float) and (np.isnan(c) or -1.01 <= c <= 1.01)
-    if np.isfinite(x).all():
-        ev = abp_events(x, fs)
-        assert isinstance(ev, list) and all(isinstance(e, AbpEvent) for e in ev)

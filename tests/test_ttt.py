@@ -150,3 +150,13 @@ def test_precision_combination_uses_every_anchor():
     est.learn_one(ws[1], label(160.0, 90.0, ws[1].t_end_s))
     e = est.predict_one(ws[1])
     assert 120.0 < e.sbp_mmhg < 160.0
+
+
+def test_states_written_before_the_split_still_rebuild():
+    """Frozen/offset moved from _ttt to _frozen; a changelog may hold states that name the old path."""
+    from bpstream.models._frozen import FrozenEstimator, OffsetEstimator
+    from bpstream.stream._state_codec import _classpath, _load_class
+
+    assert _load_class("bpstream.models._ttt:OffsetEstimator") is OffsetEstimator
+    assert _load_class("bpstream.models._ttt:FrozenEstimator") is FrozenEstimator
+    assert _classpath(make_estimator("offset")) == "bpstream.models._frozen:OffsetEstimator"
