@@ -6,16 +6,20 @@ Never reads the environment, files, the clock or Kafka.
 from ._abp import JSQI_BEAT_TO_BEAT, JSQI_LIMITS, Beats, abp_beats, abp_onsets, abp_reference
 from ._abp_events import EVENT_THRESHOLDS, AbpEvent, abp_events
 from ._abp_measures import AbpMeasures, measure_abp
+from ._errors import BpstreamError
 from ._cuff import CUFF_LIMITS, CuffFilter, CuffReading, cuff_plausibility, cuff_reference, pair_window
 from ._label_crossmodal import CROSSMODAL_THRESHOLDS, ppg_abp_correlation
 from ._label_quality import EVENT_HOLD_S, LabelFilter
 from ._input_filter import InputFilter
-from ._input_quality import InputQuality, QualityThresholds, input_quality
-from ._resample import CausalResampler
+from ._beats import sosfiltfilt_rows
+from ._input_quality import DEFAULT_THRESHOLDS, InputQuality, QualityThresholds, input_quality, measure_input
+from ._resample import CausalResampler, antialias_sos
+from ._stateful import migrate, migrates, register_state, state_class, stateful, tag_of
 from ._types import Chunk, Reason, Reference, Role, Window
 from ._window import ChunkError, Windower
 
 __all__ = [
+    "BpstreamError",
     "JSQI_LIMITS",
     "JSQI_BEAT_TO_BEAT",
     "EVENT_THRESHOLDS",
@@ -42,6 +46,7 @@ __all__ = [
     "QualityThresholds",
     "input_quality",
     "CausalResampler",
+    "antialias_sos",
     "Chunk",
     "ChunkError",
     "Reason",
@@ -49,4 +54,13 @@ __all__ = [
     "Role",
     "Window",
     "Windower",
+    "migrates",
+    "stateful",
+    "migrate",
+    "register_state",
+    "state_class",
+    "tag_of",
+    "DEFAULT_THRESHOLDS",
+    "measure_input",
+    "sosfiltfilt_rows",
 ]

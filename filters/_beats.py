@@ -1,7 +1,7 @@
 """Vectorized beat handling over batches of windows: peak picking, per-window RR statistics,
 HR-normalized beat templates. Shared by the ECG and PPG quality modules (pure numpy/scipy).
 
-Beats of a batch are held "flat": ``rows`` (window index) and ``cols`` (sample index), sorted by
+Beats (``PeakSet``) of a batch are held "flat": ``rows`` (window index) and ``cols`` (sample index), sorted by
 row then column, so per-window statistics are segment reductions, never Python loops.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from scipy import signal
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
-__all__ = ["Beats", "RRStats", "causal_sos", "filt", "pick_peaks", "rr_stats", "beat_matrix", "template_corr", "match_count"]
+__all__ = ["PeakSet", "RRStats", "causal_sos", "filt", "pick_peaks", "rr_stats", "beat_matrix", "template_corr", "match_count"]
 
 
 @lru_cache(maxsize=64)
@@ -82,7 +82,7 @@ def filt(sos: np.ndarray, x: np.ndarray, pad_n: int = 0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Beats:
+class PeakSet:
     """Beat positions of a batch: ``rows`` (window), ``cols`` (sample), sorted; ``n`` windows."""
 
     rows: np.ndarray
@@ -94,13 +94,13 @@ class Beats:
         return np.bincount(self.rows, minlength=self.n)
 
 
-def pick_peaks(feature: np.ndarray, threshold: np.ndarray, refractory_n: int) -> Beats:
+def pick_peaks(feature: np.ndarray, threshold: np.ndarray, refractory_n: int) -> PeakSet:
     """Local maxima of ``feature`` (n, T) above a per-row ``threshold`` that are the largest value
     within +-``refractory_n`` samples (plateaus keep their first sample)."""
     n, t = feature.shape
     if t == 0:
         e = np.zeros(0, dtype=np.int64)
-        return Beats(e, e.copy(), n, t)
+        return PeakSet(e, e.copy(), n, t)
     size = 2 * max(int(refractory_n), 1) + 1
     mx = maximum_filter1d(feature, size=size, axis=1, mode="nearest")
     is_pk = (feature >= mx) & (feature > threshold[:, None])
@@ -109,10 +109,10 @@ def pick_peaks(feature: np.ndarray, threshold: np.ndarray, refractory_n: int) ->
     is_pk[:, 0] = False
     is_pk[:, -1] = False
     rows, cols = np.nonzero(is_pk)
-    return Beats(rows.astype(np.int64), cols.astype(np.int64), n, t)
+    return PeakSet(rows.astype(np.int64), cols.astype(np.int64), n, t)
 
 
-def refine(beats: Beats, x: np.ndarray, lo_n: int, hi_n: int) -> Beats:
+def refine(beats: PeakSet, x: np.ndarray, lo_n: int, hi_n: int) -> PeakSet:
     """Move each beat to the argmax of ``x`` in [col - lo_n, col + hi_n]; drop duplicates."""
     if beats.rows.size == 0:
         return beats
@@ -121,7 +121,7 @@ def refine(beats: Beats, x: np.ndarray, lo_n: int, hi_n: int) -> Beats:
     best = idx[np.arange(idx.shape[0]), np.argmax(x[beats.rows[:, None], idx], axis=1)]
     key = beats.rows * (beats.n_samples + 1) + best
     key = np.unique(key)
-    return Beats(key // (beats.n_samples + 1), key % (beats.n_samples + 1), beats.n, beats.n_samples)
+    return PeakSet(key // (beats.n_samples + 1), key % (beats.n_samples + 1), beats.n, beats.n_samples)
 
 
 def _seg_reduce(ufunc: np.ufunc, values: np.ndarray, groups: np.ndarray, n: int, empty: float) -> np.ndarray:
@@ -144,7 +144,7 @@ class RRStats:
     median_rr_s: np.ndarray
 
 
-def rr_stats(beats: Beats, sampling_rate: float) -> RRStats:
+def rr_stats(beats: PeakSet, sampling_rate: float) -> RRStats:
     n, t = beats.n, beats.n_samples
     counts = beats.counts()
     same = beats.rows[1:] == beats.rows[:-1]
@@ -174,9 +174,9 @@ def rr_stats(beats: Beats, sampling_rate: float) -> RRStats:
     return RRStats(counts.astype(np.int64), np.where(n_rr > 0, hr, np.nan), np.where(n_rr > 0, ratio, np.nan), gap, med)
 
 
-def beat_matrix(x: np.ndarray, beats: Beats, median_rr_n: np.ndarray, n_points: int, before: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def beat_matrix(x: np.ndarray, beats: PeakSet, median_rr_n: np.ndarray, n_points: int, before: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Each beat as ``n_points`` samples of ``x`` spanning one median RR of its window, starting
-    ``before`` RR ahead of the beat (linear interpolation). Beats whose span leaves the window are
+    ``before`` RR ahead of the beat (linear interpolation). PeakSet whose span leaves the window are
     dropped. Returns (matrix (n_kept, n_points), row of each kept beat)."""
     if beats.rows.size == 0:
         return np.zeros((0, n_points)), np.zeros(0, dtype=np.int64)
@@ -226,7 +226,7 @@ def template_corr(m: np.ndarray, rows: np.ndarray, templates: np.ndarray) -> np.
         return np.where(cnt > 0, np.bincount(rows, weights=c, minlength=n) / cnt, np.nan)
 
 
-def match_count(a: Beats, b: Beats, tol_n: int) -> np.ndarray:
+def match_count(a: PeakSet, b: PeakSet, tol_n: int) -> np.ndarray:
     """Per window, the number of beats of ``a`` with a beat of ``b`` within +-``tol_n`` samples."""
     n, t = a.n, a.n_samples
     if t == 0 or a.rows.size == 0 or b.rows.size == 0:

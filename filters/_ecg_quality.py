@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._beats import (
-    Beats,
+    PeakSet,
     beat_matrix,
     causal_sos,
     filt,
@@ -58,7 +58,7 @@ def _clean(x: np.ndarray, sampling_rate: float) -> np.ndarray:
     return filt(causal_sos("bandpass", 0.5, 40.0, 2, float(sampling_rate)), x, pad_n=int(sampling_rate))
 
 
-def _detector_a(x: np.ndarray, sampling_rate: float) -> Beats:
+def _detector_a(x: np.ndarray, sampling_rate: float) -> PeakSet:
     fs = float(sampling_rate)
     bp = filt(causal_sos("bandpass", 5.0, 15.0, 2, fs), x, pad_n=int(0.25 * fs))
     d = np.zeros_like(bp)
@@ -74,7 +74,7 @@ def _detector_a(x: np.ndarray, sampling_rate: float) -> Beats:
     return pick_peaks(mwi, thr, int(round(0.2 * fs)))
 
 
-def _detector_b(x: np.ndarray, sampling_rate: float) -> tuple[Beats, np.ndarray]:
+def _detector_b(x: np.ndarray, sampling_rate: float) -> tuple[PeakSet, np.ndarray]:
     fs = float(sampling_rate)
     bp = np.abs(filt(causal_sos("bandpass", 8.0, 25.0, 2, fs), x, pad_n=int(0.25 * fs)))
     env = moving_mean(bp, int(round(0.04 * fs)))
@@ -90,7 +90,7 @@ def _detector_b(x: np.ndarray, sampling_rate: float) -> tuple[Beats, np.ndarray]
     return pick_peaks(env, thr, int(round(0.25 * fs))), bp
 
 
-def ecg_peaks(ecg: np.ndarray, sampling_rate: float = 125.0) -> tuple[Beats, Beats]:
+def ecg_peaks(ecg: np.ndarray, sampling_rate: float = 125.0) -> tuple[PeakSet, PeakSet]:
     """R peaks of both detectors (A, B), each moved to the largest |8-25 Hz| sample within
     -150..+50 ms (undoing the detectors' causal delays). ``ecg``: finite (n, T) array in mV."""
     fs = float(sampling_rate)

@@ -13,6 +13,8 @@ State (scikit-learn style: learned attributes end in ``_``; numpy arrays and sca
 
 from __future__ import annotations
 
+from ._stateful import stateful
+
 import io
 import math
 from functools import lru_cache
@@ -40,6 +42,7 @@ def _z_of(data: bytes) -> np.ndarray:
 _STATE = ("template_", "n_template_updates_", "log_amplitude_", "n_mismatch_", "n_windows_")
 
 
+@stateful("filters.input_filter", version=1)
 class InputFilter:
     """Stateful input-quality gate for one patient.
 

@@ -25,6 +25,8 @@ Score per channel: 0 when an integrity rule fails, else the fraction of its qual
 
 from __future__ import annotations
 
+from ._stateful import stateful
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,6 +40,7 @@ from ._types import Reason
 __all__ = ["QualityThresholds", "InputQuality", "input_quality", "measure_input", "decide_input", "usable_except_template", "InputMeasures"]
 
 
+@stateful("filters.quality_thresholds", version=1)
 @dataclass(frozen=True)
 class QualityThresholds:
     """Every threshold of the input gate, with its source. Units in names."""

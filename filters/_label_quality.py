@@ -12,6 +12,8 @@ How consumers read the result:
 
 from __future__ import annotations
 
+from ._stateful import stateful
+
 import struct
 from functools import lru_cache
 
@@ -64,6 +66,7 @@ def _refs_median(rows: bytes, n_cols: int) -> tuple[float, ...]:
     return tuple(float(v) for v in np.median(r, axis=0))
 
 
+@stateful("filters.label_filter", version=1)
 class LabelFilter:
     """Per-patient arterial label filter (river style: ``__init__`` stores parameters, state ends in ``_``).
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from ._beats import Beats, beat_matrix, causal_sos, filt, pick_peaks, rr_stats, window_templates, zscore_rows
+from ._beats import PeakSet, beat_matrix, causal_sos, filt, pick_peaks, rr_stats, window_templates, zscore_rows
 
 __all__ = ["PpgQuality", "ppg_quality", "ppg_peaks", "template_correlation", "TEMPLATE_POINTS"]
 
@@ -49,7 +49,7 @@ def _bandpass(ppg: np.ndarray, sampling_rate: float) -> np.ndarray:
     return filt(causal_sos("bandpass", 0.5, 8.0, 2, float(sampling_rate)), ppg, pad_n=int(sampling_rate))
 
 
-def _peaks_of(bp: np.ndarray, sampling_rate: float) -> Beats:
+def _peaks_of(bp: np.ndarray, sampling_rate: float) -> PeakSet:
     fs = float(sampling_rate)
     n, t = bp.shape
     y = np.maximum(bp, 0.0)
@@ -64,7 +64,7 @@ def _peaks_of(bp: np.ndarray, sampling_rate: float) -> Beats:
     return pick_peaks(feature, np.zeros(n), int(round(0.25 * fs)))
 
 
-def ppg_peaks(ppg: np.ndarray, sampling_rate: float = 125.0) -> Beats:
+def ppg_peaks(ppg: np.ndarray, sampling_rate: float = 125.0) -> PeakSet:
     """Systolic peaks of finite PPG windows (n, T), positions on the causally band-passed PPG."""
     return _peaks_of(_bandpass(ppg, sampling_rate), sampling_rate)
 

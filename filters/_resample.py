@@ -8,6 +8,8 @@ samples at or before it, so results never depend on how the input was cut into c
 
 from __future__ import annotations
 
+from ._stateful import stateful
+
 import math
 
 import numpy as np
@@ -35,7 +37,7 @@ def sosfilt_carry(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.nd
     return y[0], z[0]
 
 
-def _antialias_sos(fs_in_hz: float, fs_out_hz: float) -> np.ndarray | None:
+def antialias_sos(fs_in_hz: float, fs_out_hz: float) -> np.ndarray | None:
     if fs_in_hz <= fs_out_hz:
         return None
     key = (fs_in_hz, fs_out_hz)
@@ -45,6 +47,7 @@ def _antialias_sos(fs_in_hz: float, fs_out_hz: float) -> np.ndarray | None:
     return _SOS_CACHE[key]
 
 
+@stateful("filters.resampler", version=1)
 class CausalResampler:
     """Resample one channel from ``fs_in_hz`` to ``fs_out_hz``, chunk by chunk.
 
@@ -71,7 +74,7 @@ class CausalResampler:
             self.n_in_ += m
             self.n_out_ += m
             return x.copy()
-        sos = _antialias_sos(self.fs_in_hz, self.fs_out_hz)
+        sos = antialias_sos(self.fs_in_hz, self.fs_out_hz)
         y = self._filter(sos, x) if sos is not None else x
         # output k sits at input position k * ratio; it is complete once that position is <= last index
         ratio = self.fs_in_hz / self.fs_out_hz

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._stateful import stateful
+
 import enum
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -11,6 +13,7 @@ import numpy as np
 __all__ = ["Chunk", "Window", "Reference", "Reason", "Role"]
 
 
+@stateful("filters.role", version=1)
 class Role(str, enum.Enum):
     """What a waveform channel is, whatever the monitor calls it."""
 
@@ -19,6 +22,7 @@ class Role(str, enum.Enum):
     ABP = "abp"
 
 
+@stateful("filters.reason", version=1)
 class Reason(str, enum.Enum):
     """Why a window, a label or an estimate was rejected or down-graded.
 
@@ -72,6 +76,7 @@ class Reason(str, enum.Enum):
     CUFF_STALE = "cuff_stale"
     CUFF_FUTURE = "cuff_future"
     CUFF_NO_WINDOW = "cuff_no_window"
+    CUFF_CANCELLED = "cuff_cancelled"  # reset or discharge came before the reading's window
     # model / service
     UNCALIBRATED = "uncalibrated"
     CALIBRATION_OLD = "calibration_old"
@@ -86,8 +91,14 @@ class Reason(str, enum.Enum):
     MSG_UNKNOWN_PATIENT = "msg_unknown_patient"
     MSG_DUPLICATE = "msg_duplicate"
     MSG_STEP_FAILED = "msg_step_failed"
+    STATE_UNREADABLE = "state_unreadable"  # a stored patient state this code cannot read: the patient is reset
+    MSG_SEQ_GAP = "msg_seq_gap"  # seq far ahead of the patient's stream (unconfirmed jump)
+    MSG_LATE = "msg_late"  # a chunk whose place in the stream was given up before it arrived
+    # command outcomes (event reasons)
+    ALREADY_DISCHARGED = "already_discharged"
 
 
+@stateful("filters.chunk", version=1)
 @dataclass(frozen=True)
 class Chunk:
     """A piece of one patient's waveform stream, as a bedside monitor delivers it.
@@ -106,6 +117,7 @@ class Chunk:
         return len(self.signals[role]) / float(self.fs_hz[role])
 
 
+@stateful("filters.window", version=1)
 @dataclass(frozen=True)
 class Window:
     """One analysis window at the model rate: ECG and PPG, and the arterial waveform if present.
@@ -127,6 +139,7 @@ class Window:
         return int(self.ecg.shape[0])
 
 
+@stateful("filters.reference", version=1)
 @dataclass(frozen=True)
 class Reference:
     """A blood-pressure label for one window (from the arterial waveform or a cuff), in mmHg.

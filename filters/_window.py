@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from ._stateful import stateful
+
 import numpy as np
 
+from ._errors import BpstreamError
 from ._resample import CausalResampler
 from ._types import Chunk, Window
 
@@ -13,10 +16,11 @@ REQUIRED_ROLES = ("ecg", "ppg")
 OPTIONAL_ROLES = ("abp",)
 
 
-class ChunkError(ValueError):
+class ChunkError(BpstreamError, ValueError):
     """A chunk cannot be windowed (missing channel, inconsistent lengths, bad rate)."""
 
 
+@stateful("filters.windower", version=1)
 class Windower:
     """Cut one patient's stream into ``window_s`` windows every ``hop_s`` at ``fs_hz``.
 
@@ -48,6 +52,10 @@ class Windower:
     def hop_n(self) -> int:
         return int(round(self.hop_s * self.fs_hz))
 
+    def check(self, chunk: Chunk) -> None:
+        """Raise ChunkError if ``update`` would refuse ``chunk`` (changes nothing)."""
+        self._check(chunk)
+
     def _check(self, chunk: Chunk) -> tuple[tuple[str, float], ...]:
         for role in REQUIRED_ROLES:
             if role not in chunk.signals:
@@ -57,7 +65,7 @@ class Windower:
         for role in roles:
             fs = float(chunk.fs_hz.get(role, 0.0))
             if not np.isfinite(fs) or fs <= 0:
-                raise ChunkError(f"bad sampling rate for {role}: {fs!r}")
+                raise ChunkError(f"{role} has no finite positive sampling rate")
             n = np.asarray(chunk.signals[role]).shape
             if len(n) != 1:
                 raise ChunkError(f"{role} samples must be one-dimensional")

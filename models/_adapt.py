@@ -10,13 +10,10 @@ Items come from the two queues by weighted sampling (p_labeled).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from bpstream.models._ttt import TTTEstimator
 
 __all__ = ["adapt_step"]
 
@@ -31,16 +28,22 @@ def _pairs(n: int) -> np.ndarray:
     return np.stack([i, j], 1)
 
 
-def adapt_step(est: "TTTEstimator", w: np.ndarray, w0: np.ndarray, m: np.ndarray, v: np.ndarray,
-               rng: np.random.Generator, use_ssl: bool, supervised: bool = True):
+def adapt_step(w: np.ndarray, w0: np.ndarray, m: np.ndarray, v: np.ndarray, rng: np.random.Generator, *,
+               lab_z: np.ndarray, lab_y: np.ndarray, lab_t: np.ndarray, unl_z: np.ndarray, unl_t: np.ndarray,
+               anchor_terms: Callable, p_labeled: float, ssl_weight: float, l2sp: float, lr: float,
+               n_updates: int, use_ssl: bool, supervised: bool = True):
+    """One capped Adam step on the personal map ``w`` (Adam moments ``m``, ``v``) from the two queues:
+    labelled (embeddings ``lab_z``, labels ``lab_y``, times ``lab_t``) and unlabelled (``unl_z``, ``unl_t``).
+    ``anchor_terms(z_to, z_from, y_from, dt_s) -> (fixed, dfeat, sd)`` is the estimator's change model.
+    Returns the new ``(w, m, v)``."""
     wt = torch.from_numpy(w.astype(np.float32)).requires_grad_(True)
     w0t = torch.from_numpy(w0.astype(np.float32))
-    n_lab = len(est.lab_y_)
+    n_lab = len(lab_y)
     use_sup = supervised and n_lab >= 2
-    use_ssl = use_ssl and len(est.unl_t_) >= 3 and n_lab >= 1
+    use_ssl = use_ssl and len(unl_t) >= 3 and n_lab >= 1
     if not (use_sup or use_ssl):
         return w, m, v
-    p_lab = est.p_labeled if (use_sup and use_ssl) else (1.0 if use_sup else 0.0)
+    p_lab = p_labeled if (use_sup and use_ssl) else (1.0 if use_sup else 0.0)
     n_sup = int(rng.binomial(_BATCH, p_lab))
     n_ssl = _BATCH - n_sup
     loss = torch.zeros(())
@@ -48,9 +51,9 @@ def adapt_step(est: "TTTEstimator", w: np.ndarray, w0: np.ndarray, m: np.ndarray
         pairs = _pairs(n_lab)
         pick = pairs[rng.integers(0, len(pairs), n_sup)]
         i, j = pick[:, 0], pick[:, 1]
-        fixed, dfeat, sd = est.anchor_terms(est.lab_z_[j], est.lab_z_[i], est.lab_y_[i],
-                                            np.abs(est.lab_t_[j] - est.lab_t_[i]))
-        target = (est.lab_y_[j] - est.lab_y_[i]).astype(np.float64) - fixed
+        fixed, dfeat, sd = anchor_terms(lab_z[j], lab_z[i], lab_y[i],
+                                            np.abs(lab_t[j] - lab_t[i]))
+        target = (lab_y[j] - lab_y[i]).astype(np.float64) - fixed
         ok = torch.from_numpy(np.isfinite(target))
         target_t = torch.from_numpy(np.nan_to_num(target).astype(np.float32))
         pred = torch.from_numpy(dfeat.astype(np.float32)) @ wt.T
@@ -58,23 +61,23 @@ def adapt_step(est: "TTTEstimator", w: np.ndarray, w0: np.ndarray, m: np.ndarray
         r = torch.where(ok, (pred - target_t) / scale, torch.zeros_like(pred))
         loss = loss + r.abs().sum() / ok.sum().clamp_min(1)
     if use_ssl and n_ssl > 0:
-        nu = len(est.unl_t_)
+        nu = len(unl_t)
         u = rng.integers(0, nu - 1, n_ssl)
         vv = u + 1  # neighbouring accepted unlabelled windows (the queue is in time order)
         a = rng.integers(0, n_lab, n_ssl)
-        _, dfeat, sd = est.anchor_terms(est.unl_z_[vv], est.unl_z_[u], est.lab_y_[a],
-                                        np.abs(est.unl_t_[vv] - est.unl_t_[u]))
+        _, dfeat, sd = anchor_terms(unl_z[vv], unl_z[u], lab_y[a],
+                                        np.abs(unl_t[vv] - unl_t[u]))
         smooth = (torch.from_numpy(dfeat.astype(np.float32)) @ wt.T) / torch.from_numpy(
             np.maximum(sd, 0.5).astype(np.float32))
-        loss = loss + est.ssl_weight * smooth.abs().mean()
-    loss = loss + est.l2sp * ((wt - w0t) ** 2).mean() / _W_SCALE**2
+        loss = loss + ssl_weight * smooth.abs().mean()
+    loss = loss + l2sp * ((wt - w0t) ** 2).mean() / _W_SCALE**2
     loss.backward()
     g = wt.grad.numpy().astype(np.float64)
-    t = est.n_updates_ + 1
+    t = n_updates + 1
     m = _BETAS[0] * m + (1 - _BETAS[0]) * g
     v = _BETAS[1] * v + (1 - _BETAS[1]) * g * g
     mhat = m / (1 - _BETAS[0] ** t)
     vhat = v / (1 - _BETAS[1] ** t)
-    step = np.clip(est.lr * mhat / (np.sqrt(vhat) + 1e-8), -_MAX_STEP, _MAX_STEP)
+    step = np.clip(lr * mhat / (np.sqrt(vhat) + 1e-8), -_MAX_STEP, _MAX_STEP)
     w_new = (w.astype(np.float64) - step).astype(np.float32)
     return w_new, m.astype(np.float32), v.astype(np.float32)

@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from bpstream.filters import Reason, Reference, Window
+from bpstream.filters import register_state
 
 from ._state import pack, unpack
 
@@ -70,6 +71,16 @@ class Estimator:
     """Base class: parameters in ``__init__``, learned state in ``*_`` attributes."""
 
     name: ClassVar[str] = "estimator"
+    # the stable name and layout version of the learned state (``bpstream.filters._stateful``); a subclass
+    # that sets ``state_tag`` is registered by that line alone. One without its own tag is stored as
+    # ``est.<name>`` at version 1 (no migrations).
+    state_tag: ClassVar[str | None] = None
+    state_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("state_tag"):
+            register_state(cls, cls.__dict__["state_tag"], cls.__dict__.get("state_version", 1))
 
     def predict_one(self, window: Window) -> Estimate:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -79,6 +90,11 @@ class Estimator:
 
     def learn_unlabeled(self, window: Window) -> None:
         """Hook for self-supervised updates on an accepted unlabeled window (default: nothing)."""
+
+    def calibration_mmhg(self) -> tuple[float | None, float | None, float | None]:
+        """The calibration values (SBP, DBP, MAP) the estimates are anchored to; None where there is none
+        or the estimator is not calibration-anchored (the step's ``calibration_suggested`` compares them)."""
+        return (None, None, None)
 
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
@@ -108,6 +124,7 @@ class MeanEstimator(Estimator):
     """
 
     name = "mean"
+    state_tag = "est.mean"
 
     def __init__(self, sbp_mmhg: float = 120.0, dbp_mmhg: float = 60.0, map_mmhg: float = 80.0):
         self.sbp_mmhg = sbp_mmhg
@@ -125,6 +142,7 @@ class CarryForward(Estimator):
     """The last accepted calibration label, carried forward (each of SBP/DBP/MAP separately)."""
 
     name = "carry_forward"
+    state_tag = "est.carry_forward"
 
     def __init__(self) -> None:
         self.last_: list[float | None] = [None, None, None]
@@ -138,6 +156,9 @@ class CarryForward(Estimator):
     def learn_one(self, window: Window, label: Reference) -> None:
         new = [_field(label, n) for n in ("sbp_mmhg", "dbp_mmhg", "map_mmhg")]
         self.last_ = [n if n is not None else old for n, old in zip(new, self.last_)]
+
+    def calibration_mmhg(self) -> tuple[float | None, float | None, float | None]:
+        return tuple(self.last_)
 
 
 ESTIMATORS: dict[str, Callable[..., Estimator]] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal as _sig
 
-from bpstream.filters._beats import sosfiltfilt_rows
+from bpstream.filters import sosfiltfilt_rows
 
 __all__ = ["FEATURE_NAMES", "N_FEATURES", "window_features", "normalize_waveforms"]
 

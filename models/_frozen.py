@@ -13,6 +13,8 @@ from bpstream.models._population import Population, default_population
 __all__ = ["FrozenEstimator", "OffsetEstimator"]
 
 _FIELDS = ("sbp_mmhg", "dbp_mmhg", "map_mmhg")
+
+
 def _label_vec(label: Reference) -> np.ndarray:
     out = np.full(3, np.nan)
     for k, name in enumerate(_FIELDS):
@@ -54,9 +56,15 @@ class FrozenEstimator(_ModelEstimator):
     """The population model alone: calibration-free, never learns."""
 
     name = "frozen"
+    state_tag = "est.frozen"
 
     def predict_one(self, window: Window) -> Estimate:
         mu, sd = self.pop.absolute(self.pop.encode(window))
+        c = self.pop.constants
+        if "abs_shrink" in c:  # fitted on held-out patients: shrink towards the training centre
+            center = np.asarray(c["abs_center_mmhg"], np.float64)
+            mu0 = center + np.asarray(c["abs_shrink"], np.float64) * (mu[0] - center)
+            return _estimate(mu0, np.asarray(c["abs_sd_mmhg"], np.float64))
         return _estimate(mu[0], sd[0])
 
     def learn_one(self, window: Window, label: Reference) -> None:
@@ -67,6 +75,7 @@ class OffsetEstimator(_ModelEstimator):
     """Frozen model plus the mean residual (label - frozen) of the calibrations so far."""
 
     name = "offset"
+    state_tag = "est.offset"
 
     def __init__(self, population: Population | None = None, seed: int = 0):
         super().__init__(population, seed)

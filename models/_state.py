@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from bpstream.filters import BpstreamError
+
 __all__ = ["pack", "unpack", "StateError"]
 
 _MAGIC = b"BPS1"
 
 
-class StateError(ValueError):
+class StateError(BpstreamError, ValueError):
     """Bytes that are not a bpstream state, or a value the codec cannot hold."""
 
 

@@ -29,7 +29,7 @@ from bpstream.models._frozen import FrozenEstimator, OffsetEstimator, _estimate,
 from bpstream.models._population import Population
 
 # FrozenEstimator and OffsetEstimator live in _frozen; re-exported here because patient states written
-# before the split name them as bpstream.models._ttt:... (stream/_state_codec.py rebuilds by that path)
+# before the split name them as bpstream.models._ttt:... (stream/core/_state_codec.py rebuilds by that path)
 __all__ = ["FrozenEstimator", "OffsetEstimator", "TTTEstimator"]
 
 _FREEZE_REASONS = (Reason.ABP_OFFSET_STEP, Reason.ABP_ZEROING)
@@ -39,6 +39,7 @@ class TTTEstimator(_ModelEstimator):
     """Calibration-anchored per-patient test-time training (see the module docstring)."""
 
     name = "ttt"
+    state_tag = "est.ttt"
 
     def __init__(
         self,
@@ -210,14 +211,17 @@ class TTTEstimator(_ModelEstimator):
 
     # -- one capped optimisation step on the personal layer ----------------------------------
     def _step(self, use_ssl: bool, supervised: bool = True) -> None:
-        from bpstream.models._adapt import adapt_step
+        from ._adapt import adapt_step  # torch, on first use
 
         w0 = self.pop.feat_weight
         w = w0.copy() if self.w_ is None else self.w_
         m = np.zeros_like(w) if self.adam_m_ is None else self.adam_m_
         v = np.zeros_like(w) if self.adam_v_ is None else self.adam_v_
         rng = np.random.default_rng([self.seed, self.n_updates_])
-        w, m, v = adapt_step(self, w, w0, m, v, rng, use_ssl=use_ssl, supervised=supervised)
+        w, m, v = adapt_step(w, w0, m, v, rng, lab_z=self.lab_z_, lab_y=self.lab_y_, lab_t=self.lab_t_,
+                             unl_z=self.unl_z_, unl_t=self.unl_t_, anchor_terms=self.anchor_terms,
+                             p_labeled=self.p_labeled, ssl_weight=self.ssl_weight, l2sp=self.l2sp, lr=self.lr,
+                             n_updates=self.n_updates_, use_ssl=use_ssl, supervised=supervised)
         self.w_, self.adam_m_, self.adam_v_ = w, m, v
         self.n_updates_ += 1
         self.rolled_back_ = False

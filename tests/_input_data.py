@@ -23,7 +23,7 @@ FS = 125.0
 @functools.lru_cache(maxsize=None)
 def record_windows(name: str, hop_s: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ecg, ppg, t_start_s) windows of a real record through the project's reader and windower."""
-    from bpstream.stream._records import iter_chunks, read_record
+    from bpstream.stream.records._records import iter_chunks, read_record
 
     if not (DATA / f"{name}.hea").exists():
         pytest.fail(f"shared data missing: {DATA / name}.hea")

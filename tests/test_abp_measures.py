@@ -28,7 +28,7 @@ def _signals(name: str = "f362s") -> dict[str, np.ndarray]:
     """A real record at 125 Hz with line events injected (flush, offset step, zeroing) and a NaN gap."""
     from scipy.signal import resample_poly
 
-    from bpstream.stream._records import read_record
+    from bpstream.stream.records._records import read_record
 
     rec = read_record(record(name), roles=("ecg", "ppg", "abp"), required=("ecg", "ppg", "abp"))
     seg = max(rec.segments, key=lambda s: s.duration_s)
@@ -150,8 +150,8 @@ def test_offset_steps_equal_the_beat_by_beat_rule():
 
 
 def test_pipeline_premeasures_labels_and_uses_them():
-    from bpstream.stream._premeasure import window_key
-    from bpstream.stream._step import Pipeline, PipelineConfig
+    from bpstream.stream.core._premeasure import window_key
+    from bpstream.stream.core._step import Pipeline, PipelineConfig
 
     windows = _windows(_signals())[:30]
     pipeline = Pipeline(PipelineConfig())

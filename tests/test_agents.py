@@ -13,16 +13,17 @@ import time
 import pytest
 from faust.types import Message
 
-from bpstream.stream._agents import Item, Processor
-from bpstream.stream._codec import dumps, encode_waveform
-from bpstream.stream._messages import Calibrate, ChunkMessage, WindowResult
-from bpstream.stream._records import iter_chunks, read_record
-from bpstream.stream._schedule import Schedule
-from bpstream.stream._schemas import command_doc
-from bpstream.stream._settings import Settings
-from bpstream.stream._step import Pipeline, PipelineConfig
-from bpstream.stream.app import create_app, pipeline_for
+from bpstream.stream.kafka._agents import Item, Processor
+from bpstream.stream.kafka._codec import dumps, encode_waveform
+from bpstream.stream.core._messages import Calibrate, ChunkMessage, WindowResult
+from bpstream.stream.records._records import iter_chunks, read_record
+from bpstream.stream.core._schedule import Schedule
+from bpstream.stream.kafka._schemas import command_doc
+from bpstream.stream.config._settings import Settings
+from bpstream.stream.core._step import Pipeline, PipelineConfig
+from bpstream.stream.kafka.app import create_app, pipeline_for
 
+from ._contracts import assert_valid
 from ._data import record
 
 T0 = 1_780_000_000.0
@@ -30,11 +31,17 @@ WAVES, COMMANDS = "bp.waveforms.v1", "bp.commands.v1"
 
 
 class Sink:
+    """An output topic in memory; every bpstream message sent to it must validate against its topic's JSON
+    Schema (a FHIR resource, on the optional FHIR topic, is validated by test_fhir with fhir.resources)."""
+
     def __init__(self) -> None:
         self.docs: list[dict] = []
 
     async def send(self, key=None, value=None, headers=None) -> None:
-        self.docs.append(json.loads(value))
+        doc = json.loads(value)
+        if "resourceType" not in doc:
+            assert_valid(doc)
+        self.docs.append(doc)
 
 
 @pytest.fixture(scope="module")

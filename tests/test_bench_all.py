@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-from bpstream.stream import bench
-from bpstream.stream._bench_e2e import Bed, EstimateReader
-from bpstream.stream._bench_probe import ProbeResult
-from bpstream.stream._bench_replay import load_recordings, replay_speed
-from bpstream.stream._bench_stages import stage_costs
-from bpstream.stream._replay_local import replay_record
-from bpstream.stream._schedule import Schedule
-from bpstream.stream._schemas import to_iso
-from bpstream.stream._step import PipelineConfig
+from bpstream.stream.cli import bench
+from bpstream.stream.bench._bench_e2e import Bed, EstimateReader
+from bpstream.stream.bench._bench_probe import ProbeResult
+from bpstream.stream.bench._bench_replay import load_recordings, replay_speed
+from bpstream.stream.bench._bench_stages import stage_costs
+from bpstream.stream.evaluation._replay_local import replay_record
+from bpstream.stream.core._schedule import Schedule
+from bpstream.stream.kafka._schemas import to_iso
+from bpstream.stream.core._step import PipelineConfig
 
 from ._data import PN2015, record
 
@@ -105,7 +105,7 @@ def test_probe_verdict_needs_latency_and_flat_lag():
 @pytest.mark.kafka
 def test_service_bench_runs_end_to_end(recordings):
     """One worker, a short search over 1-2 beds, saturation burst, raw ceiling (the bench starts its own broker)."""
-    from bpstream.stream._bench_service import run_service
+    from bpstream.stream.bench._bench_service import run_service
 
     t0 = time.time()
     out = run_service(recordings, ("carry_forward",), "once", budget_s=75.0, probe_s=4.0, confirm_s=8.0,
@@ -121,8 +121,8 @@ def test_service_bench_runs_end_to_end(recordings):
 
 def test_premeasured_replay_gives_the_same_outputs(recordings):
     """Batched input measures (the replay's and the worker's fast path) change no output."""
-    from bpstream.stream._replay_local import iter_outputs
-    from bpstream.stream._step import Pipeline
+    from bpstream.stream.evaluation._replay_local import iter_outputs
+    from bpstream.stream.core._step import Pipeline
 
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("every:60"))
     for rec in recordings:
@@ -139,8 +139,8 @@ def test_window_measures_do_not_depend_on_the_batch(recordings):
     import numpy as np
 
     from bpstream.filters._input_quality import DEFAULT_THRESHOLDS, measure_input
-    from bpstream.stream._bench_stages import collect_windows
-    from bpstream.stream._premeasure import take_row
+    from bpstream.stream.bench._bench_stages import collect_windows
+    from bpstream.stream.core._premeasure import take_row
 
     windows, _, _, _ = collect_windows(recordings, 1.0, 80)
     ecg = np.stack([w.ecg for w in windows[:40]])
@@ -168,11 +168,11 @@ def _same(a, b) -> bool:
 def test_worker_batch_with_premeasured_windows_sends_the_same(recordings):
     """The worker's micro-batch (several patients, interleaved) gives the same states and messages
     with batched input measures as with windows measured one by one."""
-    from bpstream.stream._agents import Item, Processor
-    from bpstream.stream._codec import encode_waveform
-    from bpstream.stream._records import iter_chunks
-    from bpstream.stream._settings import Settings
-    from bpstream.stream._step import Pipeline
+    from bpstream.stream.kafka._agents import Item, Processor
+    from bpstream.stream.kafka._codec import encode_waveform
+    from bpstream.stream.records._records import iter_chunks
+    from bpstream.stream.config._settings import Settings
+    from bpstream.stream.core._step import Pipeline
 
     settings = Settings(methods=("carry_forward",), calibration="every:60")
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("every:60"))

@@ -8,9 +8,9 @@ import json
 import numpy as np
 
 from bpstream.filters import CausalResampler
-from bpstream.stream.bench import BENCHES
+from bpstream.stream.cli.bench import BENCHES
 from bpstream.stream.cli import main
-from bpstream.stream._bench_filters import resample_batch
+from bpstream.stream.bench._bench_filters import resample_batch
 
 from ._data import PN2015
 

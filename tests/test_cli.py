@@ -31,7 +31,7 @@ def test_validate_writes_the_documented_json(tmp_path, capsys):
 
 def test_validate_record_without_ppg_is_a_clear_error(capsys):
     rc = main(["validate", str(MIMIC / "mimic2_s00001" / "3975656_0012"), "--methods", "carry_forward"])
-    assert rc == 2
+    assert rc == 1
     err = capsys.readouterr().err
     assert "3975656_0012" in err and "ppg" in err
 
@@ -45,5 +45,26 @@ def test_demo_runs_on_the_shared_data(capsys):
 
 def test_demo_without_data_says_how_to_download(tmp_path, capsys):
     rc = main(["demo", "--data", str(tmp_path)])
-    assert rc == 2
+    assert rc == 1
     assert "dl_database" in capsys.readouterr().err
+
+
+def test_version_and_tail_help_without_wfdb():
+    """``--version`` prints the installed version; a command imports only its own module, so ``tail`` works
+    where wfdb is not installed (simulated: importing wfdb raises ImportError in that interpreter)."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    out = subprocess.run([sys.executable, "-m", "bpstream.stream.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"bpstream {version('bpstream')}"
+    code = ("import sys; sys.modules['wfdb'] = None\n"
+            "from bpstream.stream.cli import main\n"
+            "main(['tail', '--help'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: bpstream tail" in out.stdout and "--format" in out.stdout
+    # and the check is real: reading a record needs wfdb (imported when a record is read, so even
+    # `validate --help` works without it)
+    code = code.replace("['tail', '--help']", f"['validate', {str(PN2015 / 'f362s')!r}, '--methods', 'carry_forward']")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode != 0

@@ -17,7 +17,7 @@ from bpstream.models import ESTIMATORS, Estimate, make_estimator
 
 from .test_model_fixtures import label, population, windows
 
-MODEL_ESTIMATORS = {"frozen", "offset", "ttt"}
+MODEL_ESTIMATORS = {"frozen", "offset", "ttt", "fusion"}
 MAX_STATE_BYTES = 64 * 1024
 
 

@@ -1,7 +1,7 @@
 """The Tansu failover gap, reproduced in-process with the real pure step (no Kafka).
 
 On failover the survivor restores a patient's state from the changelog, which holds exactly
-``Pipeline.dumps(state)`` after each chunk. With Tansu the restore can miss the newest one or two of
+``state_to_bytes(state)`` after each chunk. With Tansu the restore can miss the newest one or two of
 those records while the input offsets are already committed past them (README, "What can be lost
 on failover, and why", "A short gap with Tansu"): the state is a chunk or two behind and those
 chunks are never delivered again. Here: the same records stepped without interruption, and again with,
@@ -18,10 +18,11 @@ import pytest
 from ._data import record
 from ._failover import AFTER_GAP_MMHG
 from bpstream.filters import ChunkError
-from bpstream.stream._messages import ChunkMessage, WindowResult
-from bpstream.stream._records import iter_chunks, read_record
-from bpstream.stream._schedule import Schedule
-from bpstream.stream._step import Pipeline, PipelineConfig
+from bpstream.stream.core._messages import ChunkMessage, WindowResult
+from bpstream.stream.records._records import iter_chunks, read_record
+from bpstream.stream.core._schedule import Schedule
+from bpstream.stream.core._state_codec import state_from_bytes, state_to_bytes
+from bpstream.stream.core._step import Pipeline, PipelineConfig
 
 METHODS = ("ttt", "carry_forward")
 CHUNK_S = 2.0
@@ -41,7 +42,7 @@ def _uninterrupted(name: str):
     recording = read_record(record(name), roles=("ecg", "ppg", "abp"), required=("ecg", "ppg"))
     chunks = list(iter_chunks(recording, CHUNK_S))
     pipeline = Pipeline(_config())
-    from bpstream.stream._premeasure import premeasure_chunks
+    from bpstream.stream.core._premeasure import premeasure_chunks
 
     premeasure_chunks(pipeline, chunks)
     state, windows, changelog = None, [], []
@@ -52,7 +53,7 @@ def _uninterrupted(name: str):
             changelog.append(changelog[-1] if changelog else None)
             continue
         windows += [o for o in outputs if isinstance(o, WindowResult)]
-        changelog.append(pipeline.dumps(state))
+        changelog.append(state_to_bytes(state))
     return pipeline, chunks, windows, changelog
 
 
@@ -64,7 +65,7 @@ def _with_gap(name: str, kill_s: float, lost: int) -> tuple[list[WindowResult], 
     # the killed worker applied chunks < k, published their windows and committed the input up to k;
     # the survivor restores the state after chunk k-1-lost (a round trip through the changelog bytes)
     # and reads on from chunk k: chunks k-lost .. k-1 are never applied to its state
-    state = pipeline.loads(changelog[k - 1 - lost])
+    state = state_from_bytes(changelog[k - 1 - lost], pipeline)
     published = [w for w in windows if w.t_end_s <= chunks[k].t_start_s + 1e-9]
     skipped = [w for w in published if w.t_end_s > chunks[k - lost].t_start_s + 1e-9]
     out = list(published)

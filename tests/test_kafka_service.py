@@ -1,4 +1,4 @@
-"""The streaming service end to end on a real broker (Tansu): one worker process, the fixture records.
+"""The streaming service end to end on each real broker (Tansu, Apache Kafka): one worker process, the fixture records.
 
 Replay publishes the four fixture records (chunks + arterial calibration commands on the ``once``
 schedule); the estimates read back from Kafka must equal the in-process ``validate`` loop window by
@@ -17,16 +17,16 @@ import pytest
 
 from ._data import record
 from ._kafka import WorkerProcess, by_patient, read_topic, settings_for
-from bpstream.stream._codec import dumps, encode_waveform
-from bpstream.stream._messages import Calibrate
-from bpstream.stream._records import iter_chunks, read_record
-from bpstream.stream._replay_local import replay_record
-from bpstream.stream._schedule import Schedule
-from bpstream.stream._schemas import command_doc, from_iso
-from bpstream.stream._step import PipelineConfig
-from bpstream.stream._topics import producer
-from bpstream.stream.calibrate import send_command
-from bpstream.stream.replay import replay
+from bpstream.stream.kafka._codec import dumps, encode_waveform
+from bpstream.stream.core._messages import Calibrate
+from bpstream.stream.records._records import iter_chunks, read_record
+from bpstream.stream.evaluation._replay_local import replay_record
+from bpstream.stream.core._schedule import Schedule
+from bpstream.stream.kafka._schemas import command_doc, from_iso
+from bpstream.stream.core._step import PipelineConfig
+from bpstream.stream.kafka._topics import producer
+from bpstream.stream.kafka import send_command
+from bpstream.stream.kafka._publish import replay
 
 pytestmark = pytest.mark.kafka
 
@@ -65,8 +65,8 @@ def compare(docs: list[dict], run, start_s: float, events: list[dict]) -> list[s
 
 
 @pytest.fixture(scope="module")
-def service(tansu, tmp_path_factory):
-    settings = settings_for(tansu, "svc")
+def service(broker, tmp_path_factory):
+    settings = settings_for(broker, "svc")
     worker = WorkerProcess(settings, tmp_path_factory.mktemp("svc"))
     try:
         worker.wait_ready()
@@ -216,9 +216,9 @@ def test_validate_through_kafka_scores_like_in_process(service):
     """``bpstream validate --broker``: same metrics and JSON as the in-process run."""
     import argparse
 
-    from bpstream.stream._kafka_validate import validate_via_kafka
-    from bpstream.stream._replay_local import score_results
-    from bpstream.stream._report import ScoreSheet
+    from bpstream.stream.kafka._kafka_validate import validate_via_kafka
+    from bpstream.stream.evaluation._replay_local import score_results
+    from bpstream.stream.evaluation._report import ScoreSheet
 
     settings, worker, _ = service
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("once"))
@@ -234,20 +234,16 @@ def test_validate_through_kafka_scores_like_in_process(service):
     assert via_kafka["methods"] == in_proc["methods"]
 
 
-def test_worker_refuses_topics_with_another_partition_count(tansu, monkeypatch, capsys):
+def test_worker_refuses_topics_with_another_partition_count(broker, monkeypatch, capsys):
     """A broker that auto-creates topics picks its own partition count; the worker checks first."""
-    import argparse
+    from bpstream.stream.cli import main
+    from bpstream.stream.kafka._topics import TopicsMismatch, ensure_topics
 
-    from bpstream.stream import worker
-    from bpstream.stream._topics import TopicsMismatch, ensure_topics
-
-    settings = settings_for(tansu, "parts", partitions=3)
+    settings = settings_for(broker, "parts", partitions=3)
     ensure_topics(settings)
     with pytest.raises(TopicsMismatch, match="has 3 partitions"):
         ensure_topics(settings.replace(partitions=4))
     for var, value in settings.replace(partitions=4).to_env().items():
         monkeypatch.setenv(var, value)
-    args = argparse.Namespace(broker=None, store=None, datadir=None, app_id=None, methods=None, calibration=None,
-                              loglevel=None)
-    assert worker.run(args) == 2
+    assert main(["worker"]) == 1  # a runtime error: one line on stderr, exit 1 (usage errors exit 2)
     assert "BPSTREAM_PARTITIONS=4" in capsys.readouterr().err

@@ -135,7 +135,7 @@ def test_folds_are_patient_disjoint_blocks():
 def test_bench_model_reports_the_three_numbers(tmp_path):
     import argparse
 
-    from bpstream.stream._bench_model import run_bench
+    from bpstream.stream.bench._bench_model import run_bench
 
     from ._data import PN2015
 
@@ -197,7 +197,7 @@ def test_train_command_smoke_folds_layout(tmp_path):
     import json
 
     from bpstream.stream.cli import main
-    from bpstream.stream.train import load_folds
+    from bpstream.stream.records._folds import load_folds
 
     from ._data import PN2015
 
@@ -219,7 +219,7 @@ def test_model_estimators_name_their_exact_weights():
     from importlib import resources
 
     from bpstream.models import make_estimator
-    from bpstream.stream._processor import _model_info
+    from bpstream.stream.kafka._processor import _model_info
 
     shipped = resources.files("bpstream.models").joinpath("weights", "population.pt").read_bytes()
     digest = hashlib.sha256(shipped).hexdigest()

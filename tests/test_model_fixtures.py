@@ -51,4 +51,12 @@ def population(seed: int = 0) -> Population:
     with torch.no_grad():  # a non-trivial delta layer so adaptation has something to move
         net.delta_out.weight.mul_(3.0)
     return Population(net, {"offset_sd_mmhg": [8.0, 5.0, 6.0], "level_blend": [0.3, 0.5, 0.5],
-                            "sd_base_mmhg2": [9.0, 4.0, 4.0], "sd_slope_mmhg2_per_s": [0.5, 0.05, 0.1]})
+                            "sd_base_mmhg2": [9.0, 4.0, 4.0], "sd_slope_mmhg2_per_s": [0.5, 0.05, 0.1],
+                            "fusion": FUSION_FIXTURE})
+
+
+# every branch of ``fusion`` on: smoothing, a gain, a dead band, the per-patient gain update
+FUSION_FIXTURE = {"tau_s": 10.0, "gain": [0.5, 0.4, 0.45], "deadband_mmhg": [1.0, 0.5, 0.5],
+                  "var0_mmhg2": [16.0, 6.0, 8.0], "var_age_mmhg2_per_s": [0.2, 0.05, 0.1],
+                  "var_change": [0.5, 0.5, 0.5], "gain_prior_var": [0.2, 0.2, 0.2],
+                  "gain_obs_var_mmhg2": [16.0, 6.0, 8.0]}

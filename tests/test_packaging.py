@@ -29,5 +29,10 @@ def test_wheel_contains_every_subpackage(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for pkg in sorted(_packages_on_disk()):
         assert f"{pkg.replace('.', '/')}/__init__.py" in names, f"{pkg} missing from the wheel"
-    assert any(n.startswith("bpstream/stream/cli.py") for n in names)
+    assert "bpstream/stream/cli/_main.py" in names
+    assert "bpstream/stream/kafka/kafka_pom.xml" in names  # bpstream broker --engine kafka fetches its jars with it
+    from bpstream.stream.kafka._contracts import contract_files
+
+    for name in contract_files():  # the generated contracts ship with the code
+        assert f"bpstream/stream/kafka/contracts/{name}" in names, f"{name} missing from the wheel"
     assert any(n.endswith("entry_points.txt") for n in names)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bpstream.stream.cli import main
-from bpstream.stream.quality import _adjacent_diffs, _consistency
+from bpstream.stream.cli.quality import _adjacent_diffs, _consistency
 
 from ._data import MIMIC, PN2015
 
@@ -56,12 +56,12 @@ def test_adjacent_differences_stay_within_a_segment():
 
 def test_record_without_ppg_is_skipped_with_its_reason(capsys):
     rc = main(["quality", str(MIMIC / "mimic2_s00001" / "3975656_0012")])
-    assert rc == 2
+    assert rc == 1
     err = capsys.readouterr().err
     assert "3975656_0012" in err and "ppg" in err
 
 
 def test_missing_path_is_a_clear_error(capsys, tmp_path):
     rc = main(["quality", str(tmp_path / "nowhere")])
-    assert rc == 2
+    assert rc == 1
     assert "bpstream quality" in capsys.readouterr().err

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bpstream.stream._errors import MissingChannelError
-from bpstream.stream._records import iter_chunks, list_records, read_record, role_of
+from bpstream.stream.core._errors import MissingChannelError
+from bpstream.stream.records._records import iter_chunks, list_records, read_record, role_of
 
 from ._data import MIMIC, PN2015, record
 

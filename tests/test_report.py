@@ -14,8 +14,8 @@ import pytest
 from bpstream.filters._types import Reason, Reference
 from bpstream.models._base import Estimate, Validity
 from bpstream.models._metrics import score
-from bpstream.stream._plots import plot_bland_altman, plot_record, write_plots
-from bpstream.stream._report import ProgressBar, ScoreSheet
+from bpstream.stream.evaluation._plots import plot_bland_altman, plot_record, write_plots
+from bpstream.stream.evaluation._report import ProgressBar, ScoreSheet
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PROTOCOL = {"calibration": "once", "window_s": 10, "hop_s": 2, "fs_hz": 125}
@@ -74,7 +74,9 @@ def test_json_shape_and_values(sheet):
 def test_json_matches_score_directly(sheet):
     doc = sheet.to_json(PROTOCOL)
     direct = score([121.0, 119.0, 123.0, 117.0], [120.0] * 4, sd=[1.5] * 4, record_ids=["a", "a", "b", "b"])
-    assert doc["methods"]["carry_forward"]["sbp"] == direct.to_dict()
+    got = doc["methods"]["carry_forward"]["sbp"]
+    assert {k: got[k] for k in direct.to_dict()} == direct.to_dict()
+    assert set(got) - set(direct.to_dict()) == {"strata", "trend", "by_age"}  # the change-tracking blocks
 
 
 def test_rejected_block_merges_counts(sheet):
@@ -181,6 +183,8 @@ def test_write_plots_from_sheet(sheet, tmp_path):
     paths = write_plots(tmp_path, sheet)
     names = sorted(p.name for p in paths)
     assert names == ["bland_altman_carry_forward.png", "bland_altman_mean.png",
+                     "error_by_age_carry_forward.png", "error_by_age_mean.png",
+                     "four_quadrant_carry_forward.png", "four_quadrant_mean.png",
                      "record_a.png", "record_b.png"]
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in paths)
     t, ref, est = sheet.record_series("b")
@@ -191,6 +195,6 @@ def test_write_plots_from_sheet(sheet, tmp_path):
 
 
 def test_matplotlib_is_not_imported_by_report_or_plots():
-    code = ("import sys, bpstream.stream._report, bpstream.stream._plots, bpstream.models._metrics; "
+    code = ("import sys, bpstream.stream.evaluation._report, bpstream.stream.evaluation._plots, bpstream.models._metrics; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

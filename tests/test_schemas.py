@@ -10,7 +10,7 @@ import pytest
 
 from bpstream.filters import Reason
 from bpstream.models import Estimate, StateError, Validity
-from bpstream.stream._codec import (
+from bpstream.stream.kafka._codec import (
     deadletter_doc,
     decode_command,
     decode_waveform,
@@ -19,15 +19,15 @@ from bpstream.stream._codec import (
     encode_waveform,
     estimate_doc,
 )
-from bpstream.stream._errors import MessageError
-from bpstream.stream._messages import Calibrate, ChunkMessage, Reset, WindowResult
-from bpstream.stream._records import iter_chunks, read_record
-from bpstream.stream._schedule import Schedule
-from bpstream.stream._schemas import Limits, command_doc, from_iso, parse_command, to_iso
-from bpstream.stream._settings import Settings, SettingsError
-from bpstream.stream._state_codec import state_from_bytes, state_to_bytes
-from bpstream.stream._step import Pipeline, PipelineConfig
-from bpstream.stream.replay import adc_gains
+from bpstream.stream.core._errors import MessageError
+from bpstream.stream.core._messages import Calibrate, ChunkMessage, Reset, WindowResult
+from bpstream.stream.records._records import iter_chunks, read_record
+from bpstream.stream.core._schedule import Schedule
+from bpstream.stream.kafka._schemas import Limits, command_doc, from_iso, parse_command, to_iso
+from bpstream.stream.config._settings import Settings, SettingsError
+from bpstream.stream.core._state_codec import state_from_bytes, state_to_bytes
+from bpstream.stream.core._step import Pipeline, PipelineConfig
+from bpstream.stream.kafka._publish import adc_gains
 
 from ._data import record
 
@@ -236,7 +236,7 @@ def test_state_codec_refuses_foreign_classes():
 
 
 def test_replay_loops_records_under_distinct_patient_ids():
-    from bpstream.stream.replay import patient_ids
+    from bpstream.stream.kafka._publish import patient_ids
 
     assert patient_ids(["a", "b"], None) == [("a", 0), ("b", 1)]
     ids = patient_ids(["a", "b"], 5)
@@ -245,7 +245,7 @@ def test_replay_loops_records_under_distinct_patient_ids():
 
 
 def test_tail_lines_show_numbers_only_when_there_are_numbers():
-    from bpstream.stream.tail import format_estimate, format_event
+    from bpstream.stream.kafka import format_estimate, format_event
 
     model = {"name": "carry_forward", "version": "0.1.0", "weights_sha256": None}
     doc = estimate_doc("p-1", _result(Estimate(120.4, 80.0, 93.0, 5.0, 4.0, 3.0)), "carry_forward", model=model,

@@ -1,4 +1,4 @@
-"""The seek-before-resume guard (stream/_seek_first.py) on a consumer that records the order of calls.
+"""The seek-before-resume guard (stream/kafka/_seek_first.py) on a consumer that records the order of calls.
 
 The race it closes needs a broker and a rebalance (tests/test_kafka_failover.py); here: input
 partitions are resumed only once the seek that follows has finished, other partitions at once.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import namedtuple
 
-from bpstream.stream._seek_first import install, needed
+from bpstream.stream.kafka._seek_first import install, needed
 
 TP = namedtuple("TP", "topic partition")
 INPUTS = ("w.bp.waveforms.v1", "w.bp.commands.v1")
@@ -82,8 +82,8 @@ def test_the_installed_faust_still_resumes_before_seeking():
 
 
 def test_the_worker_app_installs_the_guard_on_assignment():
-    from bpstream.stream._settings import Settings
-    from bpstream.stream.app import create_app
+    from bpstream.stream.config._settings import Settings
+    from bpstream.stream.kafka.app import create_app
 
     service = create_app(Settings())
     signal = service.app.on_partitions_assigned

@@ -8,9 +8,10 @@ import pytest
 
 from bpstream.filters import Chunk, Reference, Window
 from bpstream.models import Estimate, Estimator, register
-from bpstream.stream._messages import Calibrate, ChunkMessage, EventKind, Reset, WindowResult
-from bpstream.stream._schedule import Schedule
-from bpstream.stream._step import Pipeline, PipelineConfig
+from bpstream.stream.core._messages import Calibrate, ChunkMessage, EventKind, Reset, WindowResult
+from bpstream.stream.core._schedule import Schedule
+from bpstream.stream.core._state_codec import state_from_bytes, state_to_bytes
+from bpstream.stream.core._step import Pipeline, PipelineConfig
 
 FS = 125.0
 
@@ -120,7 +121,7 @@ def test_cuff_reading_waits_for_its_window_and_duplicates_are_ignored():
 def test_late_reading_pairs_with_history_stale_and_implausible_rejected():
     p = Pipeline(PipelineConfig(methods=("carry_forward",)))
     state, _ = _run(p, _chunks(40.0))
-    late_t = state.history[-1].t_end_s - 1.0
+    late_t = [e for e in state.journal if e["usable"]][-1]["t_end_s"] - 1.0  # that window's own time
     state, out = p.step(state, Calibrate("late", measured_at_s=late_t, sbp_mmhg=100.0, dbp_mmhg=60.0))
     assert out[0].kind == EventKind.CALIBRATION_ACCEPTED and state.calibrations == 1
     state, out = p.step(state, Calibrate("stale", measured_at_s=1.0, sbp_mmhg=100.0, dbp_mmhg=60.0))
@@ -132,7 +133,7 @@ def test_late_reading_pairs_with_history_stale_and_implausible_rejected():
 def test_hypotensive_cuff_reading_is_accepted():
     p = Pipeline(PipelineConfig(methods=("carry_forward",)))
     state, _ = _run(p, _chunks(20.0))
-    t = state.history[-1].t_end_s - 1.0
+    t = [e for e in state.journal if e["usable"]][-1]["t_end_s"] - 1.0
     state, out = p.step(state, Calibrate("low", measured_at_s=t, sbp_mmhg=62.0, dbp_mmhg=38.0))
     assert out[0].kind == EventKind.CALIBRATION_ACCEPTED
 
@@ -144,7 +145,10 @@ def test_reset_forgets_the_patient_but_not_idempotency():
     assert state.calibrations == 1
     state, out = p.step(state, Reset("r1"))
     assert out[0].kind == EventKind.PATIENT_RESET and state.calibrations == 0
-    assert state.last_seq == msgs[-1].seq
+    state, out = p.step(state, msgs[-1])  # a repeat of the old episode's chunk stays a repeat
+    assert [o.kind for o in out] == [EventKind.DUPLICATE_IGNORED]
+    state, out = p.step(state, Reset("r1"))
+    assert out[0].kind == EventKind.DUPLICATE_IGNORED
 
 
 def test_state_round_trips_through_bytes_mid_stream_without_changing_results():
@@ -154,9 +158,9 @@ def test_state_round_trips_through_bytes_mid_stream_without_changing_results():
     state, restored = None, []
     for m in msgs:
         if state is not None:
-            blob = p.dumps(state)
-            state = p.loads(blob)
-            assert p.dumps(state) == blob  # exact round trip
+            blob = state_to_bytes(state)
+            state = state_from_bytes(blob, p)
+            assert state_to_bytes(state) == blob  # exact round trip
         state, o = p.step(state, m)
         restored.extend(o)
     a = [o for o in straight if isinstance(o, WindowResult)]
@@ -165,3 +169,62 @@ def test_state_round_trips_through_bytes_mid_stream_without_changing_results():
     for x, y in zip(a, b):
         assert x.estimates == y.estimates and x.reference == y.reference and x.labels == y.labels
     assert len(blob) < 64 * 1024
+
+
+def test_calibration_suggested_after_a_sustained_run_and_once_per_calibration():
+    from bpstream.models import Estimate
+    from bpstream.stream.core._suggest import SuggestConfig, suggest
+
+    cfg = SuggestConfig(after_windows=3, max_age_s=600.0)
+    off = Estimate(140.0, 70.0, 95.0, 5.0, 3.0, 4.0)  # 20 mmHg above the calibration, interval +-8.2
+    inside = Estimate(125.0, 70.0, 90.0, 5.0, 3.0, 4.0)
+    carried = (120.0, 70.0, 88.0)
+    run, sent, outs = 0, [], []
+    for est in (off, off, inside, off, off, off, off):
+        run, sent, flagged, reason, detail = suggest(run, sent, cfg, est, carried, 30.0)
+        outs.append((flagged, reason))
+    assert outs == [(False, None), (False, None), (False, None), (False, None), (False, None),
+                    (True, "interval_left_calibration"), (True, None)]
+    assert detail["sbp_change_mmhg"] == 20.0
+    # an old calibration is flagged even when the interval still holds the carried value
+    assert suggest(0, [], cfg, inside, carried, 601.0)[3] == "calibration_age"
+    # no uncertainty or no calibration value: never flagged on the interval
+    assert suggest(5, [], cfg, Estimate(140.0, 70.0, 95.0), carried, 30.0)[2] is False
+
+
+class Drifter(Estimator):
+    """Anchored to its last label; says pressure rose 20 mmHg with a 2 mmHg sd (a confident change)."""
+
+    name = "drifter"
+
+    def __init__(self):
+        self.cal_: list = [None, None, None]
+
+    def predict_one(self, window: Window) -> Estimate:
+        if self.cal_[0] is None:
+            return Estimate(None, None, None)
+        return Estimate(self.cal_[0] + 20.0, self.cal_[1], self.cal_[2], 2.0, 2.0, 2.0)
+
+    def learn_one(self, window: Window, label: Reference) -> None:
+        self.cal_ = [label.sbp_mmhg, label.dbp_mmhg, label.map_mmhg]
+
+    def calibration_mmhg(self):
+        return tuple(self.cal_)
+
+
+register("drifter", Drifter)
+
+
+def test_step_emits_calibration_suggested_once_per_calibration():
+    p = Pipeline(PipelineConfig(methods=("drifter",), arterial_schedule=Schedule.parse("every:30")))
+    state, outs = _run(p, _chunks(90.0))
+    windows = [o for o in outs if isinstance(o, WindowResult)]
+    events = [o for o in outs if getattr(o, "kind", None) == EventKind.CALIBRATION_SUGGESTED]
+    cal_events = [o for o in outs if getattr(o, "kind", None) == EventKind.CALIBRATION_ACCEPTED]
+    flagged = [w for w in windows if w.calibration_suggested]
+    assert cal_events and flagged and len(events) == len(cal_events)  # one per calibration
+    assert all(e.detail["sbp_change_mmhg"] == 20.0 and e.detail["reason"] == "interval_left_calibration"
+               for e in events)
+    # never on the first usable windows after a calibration: the run must last 3 windows
+    first_after = [w for w in windows if w.labels]
+    assert all(not w.calibration_suggested for w in first_after)

@@ -153,10 +153,13 @@ def test_precision_combination_uses_every_anchor():
 
 
 def test_states_written_before_the_split_still_rebuild():
-    """Frozen/offset moved from _ttt to _frozen; a changelog may hold states that name the old path."""
+    """Frozen/offset moved from _ttt to _frozen; a format-1 changelog may hold states that name either path.
+    States name tags now (``stream/core/_state_codec.py``); the known old paths map to them."""
+    from bpstream.filters._stateful import state_class, tag_of
     from bpstream.models._frozen import FrozenEstimator, OffsetEstimator
-    from bpstream.stream._state_codec import _classpath, _load_class
+    from bpstream.stream.core._state_codec import _LEGACY_PATHS
 
-    assert _load_class("bpstream.models._ttt:OffsetEstimator") is OffsetEstimator
-    assert _load_class("bpstream.models._ttt:FrozenEstimator") is FrozenEstimator
-    assert _classpath(make_estimator("offset")) == "bpstream.models._frozen:OffsetEstimator"
+    assert state_class(_LEGACY_PATHS["bpstream.models._ttt:OffsetEstimator"]) is OffsetEstimator
+    assert state_class(_LEGACY_PATHS["bpstream.models._ttt:FrozenEstimator"]) is FrozenEstimator
+    assert state_class(_LEGACY_PATHS["bpstream.models._frozen:OffsetEstimator"]) is OffsetEstimator
+    assert tag_of(make_estimator("offset")) == ("est.offset", 1)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scipy import signal
 
 from bpstream.filters import Chunk, Windower
-from bpstream.stream._records import iter_chunks, read_record
+from bpstream.stream.records._records import iter_chunks, read_record
 
 from ._data import MIMIC, record
 
@@ -119,10 +119,10 @@ def test_resampler_filter_and_integer_ratio_path_match_the_plain_computation():
     """The resampler calls scipy's sosfilt core directly and, at an integer rate ratio, picks samples
     instead of interpolating; both must give exactly what ``signal.sosfilt`` and picking give."""
     from bpstream.filters import CausalResampler
-    from bpstream.filters._resample import _antialias_sos, sosfilt_carry
+    from bpstream.filters._resample import antialias_sos, sosfilt_carry
 
     rng = np.random.default_rng(3)
-    sos = _antialias_sos(250.0, 125.0)
+    sos = antialias_sos(250.0, 125.0)
     x = np.cumsum(rng.normal(size=3000)) + 80.0
     zi = signal.sosfilt_zi(sos) * 1.7
     y, zf = sosfilt_carry(sos, x[:777], zi)

@@ -1,0 +1,5 @@
+import sys
+
+from bpstream.stream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""The quality gates the step applies, per patient: input (ECG/PPG), arterial label, cuff reading.
+
+A thin adapter over bpstream.filters so the step reads the same whatever the filters' internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+
+from bpstream.filters import stateful
+from bpstream.filters import InputFilter, LabelFilter, Reason, Reference, Window, abp_reference, cuff_plausibility
+
+if TYPE_CHECKING:
+    from ._messages import Calibrate
+
+__all__ = ["Gates", "InputVerdict"]
+
+
+@dataclass(frozen=True)
+class InputVerdict:
+    usable: bool
+    reasons: tuple[Reason, ...]
+    ecg_score: float
+    ppg_score: float
+    ecg_hr_bpm: float | None = None
+    ppg_hr_bpm: float | None = None
+
+
+@stateful("stream.gates", version=1)
+class Gates:
+    """Per-patient quality gates (their running state lives here, learned attributes end in ``_``)."""
+
+    def __init__(self, sampling_rate: float = 125.0, label_mode: str = "full"):
+        self.sampling_rate = sampling_rate
+        self.label_mode = label_mode  # "full": LabelFilter; "basic": per-window jSQI limits only (for comparison)
+        self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
+        self.label_filter_ = LabelFilter(sampling_rate=sampling_rate)
+
+    def input(self, window: Window, premeasured: Mapping | None = None, key: bytes | None = None) -> InputVerdict:
+        """``premeasured``: a memo of window measures (``bpstream.stream.core._premeasure``), used when it holds
+        this window measured at this filter's rate and thresholds; the verdict is the same either way.
+        ``key``: the window's ``window_key`` when the caller has it already."""
+        measures = None
+        if premeasured:
+            from ._premeasure import window_key
+
+            hit = premeasured.get(key if key is not None else window_key(window))
+            f = self.input_filter_
+            if hit is not None and hit[0] == f.sampling_rate and hit[1] == f.thresholds:
+                measures = hit[2]
+        q = self.input_filter_.update(window.ecg, window.ppg, measures)
+        return InputVerdict(
+            usable=bool(q.usable[0]),
+            reasons=tuple(q.reasons[0]),
+            ecg_score=float(q.ecg_score[0]),
+            ppg_score=float(q.ppg_score[0]),
+            ecg_hr_bpm=_finite_or_none(q.ecg_hr_bpm[0]),
+            ppg_hr_bpm=_finite_or_none(q.ppg_hr_bpm[0]),
+        )
+
+    def label(self, window: Window, quality: InputVerdict, premeasured: Mapping | None = None,
+              key: bytes | None = None) -> Reference:
+        """The arterial label of the window: jSQI on a rolling beat buffer, event masks, cross-checks
+        against the ECG heart rate and (when the PPG passed its own quality) the PPG waveform.
+        ``label_mode="basic"`` keeps only the foundation gate (jSQI physiological limits per window).
+        ``premeasured``: ``{window_key: (fs_hz, AbpMeasures)}`` measured ahead in a batch
+        (``_premeasure.measure_labels``); the label is the same either way."""
+        if self.label_mode == "basic":
+            return abp_reference(window.abp, sampling_rate=self.sampling_rate, t_s=window.t_end_s)
+        measures = None
+        if premeasured:
+            from ._premeasure import window_key
+
+            hit = premeasured.get(key if key is not None else window_key(window))
+            fs = window.fs_hz if window.fs_hz and np.isfinite(window.fs_hz) else self.label_filter_.sampling_rate
+            if hit is not None and hit[0] == fs:
+                measures = hit[1]
+        return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None,
+                                         measures=measures)
+
+    def cuff(self, cmd: "Calibrate", stream_t_s: float | None, horizon_s: float) -> tuple[Reference | None, Reason | None]:
+        """A calibration command's label, or None and the reason it is rejected.
+
+        Hard plausibility limits only (hypotension is kept); a reading further than ``horizon_s`` ahead of
+        the patient's stream is rejected as future; nearer ones wait for their window in the step. MAP
+        stays None when the reading gave none (an arterial MAP is an area mean; we do not invent one).
+        """
+        why = cuff_plausibility(cmd.sbp_mmhg, cmd.dbp_mmhg, cmd.map_mmhg)
+        if why:
+            return None, why[0]
+        if not np.isfinite(cmd.measured_at_s):
+            return None, Reason.CUFF_STALE
+        if stream_t_s is not None and cmd.measured_at_s > stream_t_s + horizon_s:
+            return None, Reason.CUFF_FUTURE
+        mp = None if cmd.map_mmhg is None else float(cmd.map_mmhg)
+        return Reference(float(cmd.sbp_mmhg), float(cmd.dbp_mmhg), mp, usable=True, t_s=float(cmd.measured_at_s),
+                         source=cmd.source), None
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

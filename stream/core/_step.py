@@ -1,0 +1,299 @@
+"""The pure per-patient step: ``step(state, message) -> (state, outputs)``.
+
+The very same code runs in ``bpstream validate`` (in-process) and in the Kafka workers. No IO, no
+clock, no globals: a ``Pipeline`` holds the configuration (window geometry, which estimators, the
+arterial calibration schedule) and the state holds everything learned about one patient.
+
+Per window, in this order (prequential): input quality -> every estimator predicts -> the label
+filter judges the arterial reference -> any calibration due now is learned -> otherwise the
+window may feed self-supervised adaptation.
+
+Chunks are put in ``seq`` order first (``_order``: repeats, a bounded reorder buffer, late and
+far-ahead chunks); a calibration reading is paired by stream content alone and, when its command
+arrives after its window, learned as if it had come on time (``_journal``). The README's service
+section states these rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+from bpstream.filters import stateful
+from bpstream.filters import QualityThresholds, Reason, Reference, Window, Windower
+from bpstream.models import Estimate, Estimator, Validity, make_estimator
+
+from ._gates import Gates
+from ._journal import record as journal_record, rewind, snapshot_due, take_snapshot, target as journal_target
+from ._order import admit, close_episode, flush as flush_held
+from ._messages import (
+    Calibrate,
+    ChunkMessage,
+    Discharge,
+    Event,
+    EventKind,
+    Flush,
+    Message,
+    Output,
+    Reset,
+    WindowResult,
+)
+from ._schedule import Schedule
+from ._suggest import SuggestConfig, step as suggest_step
+
+__all__ = ["Pipeline", "PatientState", "PipelineConfig"]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    window_s: float = 10.0
+    hop_s: float = 2.0
+    fs_hz: float = 125.0
+    methods: tuple[str, ...] = ("carry_forward",)  # the first is the one a service publishes
+    arterial_schedule: Schedule = Schedule.off()
+    pair_tolerance_s: float = 30.0  # a reading pairs with a usable window ending at most this long after it
+    future_horizon_s: float = 600.0  # a reading further ahead of the stream is rejected
+    questionable_after_s: float = 4 * 3600.0  # calibration older than this -> questionable
+    max_seen_commands: int = 256
+    label_filter: str = "full"  # "full" (LabelFilter) or "basic" (jSQI limits per window only)
+    late_pairing_windows: int = 3  # estimator snapshot period: a reading arriving up to this many windows
+    # after its window learns exactly as on time (up to twice that, depending on the phase; see _journal)
+    reorder_s: float = 10.0  # stream time held behind a missing seq before the gap is given up (_order)
+    reorder_max_chunks: int = 64  # ... or this many chunks held
+    seq_jump_max: int = 1000  # a seq further ahead is dead-lettered msg_seq_gap ...
+    seq_confirm: int = 3  # ... unless this many consecutive seqs confirm the jump
+    suggest: SuggestConfig = SuggestConfig()  # when calibration_suggested is raised (see _suggest)
+
+
+@stateful("patient", version=1)  # plain-data fields need nothing more; see _state_codec
+@dataclass
+class PatientState:
+    windower: Windower
+    estimators: dict[str, Estimator]
+    gates: Gates
+    last_seq: int = -1  # last applied chunk seq of this episode (-1: none yet)
+    out_seq: int = 0  # estimate seq: never goes back for a patient id (kept across reset and discharge)
+    seen_commands: list[str] = field(default_factory=list)
+    t_origin_s: float | None = None
+    next_due_s: float | None = None  # next arterial calibration, seconds after t_origin_s
+    calibrations: int = 0
+    last_calibration_t_s: float | None = None
+    last_t_end_s: float | None = None
+    pending: list[tuple[str, Reference]] = field(default_factory=list)  # (command id, label) awaiting their window
+    # chunk order (_order): held chunks [seq, t_start_s, fs_hz, signals], given-up seq ranges, a far-ahead run
+    held: list = field(default_factory=list)
+    late_ranges: list = field(default_factory=list)
+    seq_run: list | None = None
+    recent: list = field(default_factory=list)  # [seq, t_start_s] of the last applied chunks
+    episode_prev: list | None = None  # [last seq, recent] of the episode a reset/discharge closed
+    discharged: bool = False
+    # late pairing (_journal): recent windows, estimator snapshots, the newest window dropped from them
+    n_windows: int = 0
+    journal: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+    journal_floor_s: float | None = None
+    # calibration_suggested (_suggest): run of windows off the calibration, reasons sent, for which calibration
+    suggest_run: int = 0
+    suggest_sent: list = field(default_factory=list)
+    suggest_calibrations: int = 0
+
+
+class Pipeline:
+    """Configuration plus the step. ``factories`` overrides how each method's estimator is built."""
+
+    def __init__(self, config: PipelineConfig = PipelineConfig(),
+                 factories: Mapping[str, Callable[[], Estimator]] | None = None):
+        self.config = config
+        self.factories = dict(factories or {})
+        self.premeasured: dict = {}  # window content -> input measures, see premeasure()
+        self.premeasured_labels: dict = {}  # window content -> arterial measures, see premeasure()
+
+    # -- state ---------------------------------------------------------------------------------
+    def new_state(self) -> PatientState:
+        c = self.config
+        estimators = self._fresh_estimators()
+        return PatientState(
+            windower=Windower(c.window_s, c.hop_s, c.fs_hz),
+            estimators=estimators,
+            gates=Gates(sampling_rate=c.fs_hz, label_mode=c.label_filter),
+        )
+
+    # -- batched input measures ----------------------------------------------------------------
+    def premeasure(self, windows: list[Window]) -> None:
+        """Measure ``windows`` in batches ahead of stepping them (``bpstream.stream.core._premeasure``).
+
+        The input gate then takes a window's measures from this memo; verdicts and outputs are the
+        same as without it, only cheaper. Call ``clear_premeasured()`` when the batch is done."""
+        from ._premeasure import measure_labels, measure_windows, window_key
+
+        fs_hz, thresholds = self.config.fs_hz, QualityThresholds()  # what every patient's InputFilter uses
+        keys = [window_key(w) for w in windows]
+        for key, m in measure_windows(windows, fs_hz, thresholds, keys=keys).items():
+            self.premeasured[key] = (fs_hz, thresholds, m)
+        if self.config.label_filter == "full":
+            self.premeasured_labels.update(measure_labels(windows, keys))
+
+    def clear_premeasured(self) -> None:
+        self.premeasured = {}
+        self.premeasured_labels = {}
+
+    # -- the step ------------------------------------------------------------------------------
+    def step(self, state: PatientState | None, message: Message) -> tuple[PatientState, list[Output]]:
+        if state is None:
+            state = self.new_state()
+        if isinstance(message, ChunkMessage):
+            return self._chunk(state, message)
+        if isinstance(message, Flush):
+            return state, [o for chunk in flush_held(state, self.config) for o in self._apply(state, chunk)]
+        if isinstance(message, (Calibrate, Reset, Discharge)):
+            if message.command_id in state.seen_commands:
+                return state, [Event(EventKind.DUPLICATE_IGNORED, state.last_t_end_s, command_id=message.command_id)]
+            if isinstance(message, Discharge) and state.discharged:
+                # nothing to discharge: answered, state untouched (so not remembered as seen either)
+                return state, [Event(EventKind.DUPLICATE_IGNORED, state.last_t_end_s, Reason.ALREADY_DISCHARGED,
+                                     message.command_id)]
+            state.seen_commands = (state.seen_commands + [message.command_id])[-self.config.max_seen_commands:]
+        if isinstance(message, Calibrate):
+            return state, self._calibrate(state, message)
+        if isinstance(message, (Reset, Discharge)):
+            return self._close(state, message)
+        raise TypeError(f"not a step message: {type(message).__name__}")
+
+    def _close(self, state: PatientState, cmd: Reset | Discharge) -> tuple[PatientState, list[Output]]:
+        """Reset or discharge: what was received is applied first (held chunks, gaps given up), readings
+        still waiting for their window are rejected ``cuff_cancelled``, then a fresh state goes on with
+        the estimate seq, the command ids and the old episode's position (to recognise its repeats)."""
+        outputs: list[Output] = []
+        for chunk in flush_held(state, self.config):
+            outputs.extend(self._apply(state, chunk))
+        t = state.last_t_end_s
+        outputs += [Event(EventKind.CALIBRATION_REJECTED, t, Reason.CUFF_CANCELLED, cid) for cid, _ in state.pending]
+        fresh = self.new_state()
+        fresh.out_seq, fresh.seen_commands = state.out_seq, state.seen_commands
+        close_episode(state, fresh)
+        discharge = isinstance(cmd, Discharge)
+        fresh.discharged = discharge
+        kind = EventKind.PATIENT_DISCHARGED if discharge else EventKind.PATIENT_RESET
+        outputs.append(Event(kind, t, command_id=cmd.command_id))
+        return fresh, outputs
+
+    def _chunk(self, state: PatientState, msg: ChunkMessage) -> tuple[PatientState, list[Output]]:
+        state.windower.check(msg.chunk)  # raises ChunkError before any state changes
+        chunks, outputs = admit(state, msg, self.config, state.last_t_end_s)
+        for chunk in chunks:
+            outputs.extend(self._apply(state, chunk))
+        return state, outputs
+
+    def _apply(self, state: PatientState, chunk) -> list[Output]:
+        windows = state.windower.update(chunk)
+        state.discharged = False
+        if state.t_origin_s is None:
+            state.t_origin_s = float(chunk.t_start_s)
+            state.next_due_s = self.config.arterial_schedule.first_s()
+        outputs: list[Output] = []
+        for window in windows:
+            outputs.extend(self._window(state, window))
+        return outputs
+
+    def _window(self, state: PatientState, window: Window) -> list[Output]:
+        c = self.config
+        key = None
+        if self.premeasured or self.premeasured_labels:
+            from ._premeasure import window_key
+
+            key = window_key(window)
+        quality = state.gates.input(window, self.premeasured, key=key)
+        reference = None
+        if window.abp is not None:
+            reference = state.gates.label(window, quality, self.premeasured_labels, key=key)
+        age = None if state.last_calibration_t_s is None else window.t_end_s - state.last_calibration_t_s
+        if quality.usable:
+            estimates = {m: self._grade(e.predict_one(window), age) for m, e in state.estimators.items()}
+        else:
+            bad = Estimate.empty(Validity.INVALID, quality.reasons)
+            estimates = {m: bad for m in state.estimators}
+        state.last_t_end_s = window.t_end_s
+        outputs: list[Output] = []
+        labels: list[tuple[str | None, Reference]] = []
+        # arterial calibration from the stream's own reference, on the configured schedule
+        elapsed = window.t_end_s - (state.t_origin_s or 0.0)
+        if state.next_due_s is not None and elapsed >= state.next_due_s and quality.usable \
+                and reference is not None and reference.usable:
+            labels.append((None, _timed(reference, window.t_end_s)))
+            state.next_due_s = c.arterial_schedule.after(state.next_due_s, elapsed)
+        # readings waiting for their window: the first usable window ending at or after the reading, within
+        # the tolerance (the same rule _journal.target applies to a reading that arrives after its window)
+        still: list[tuple[str, Reference]] = []
+        for command_id, label in state.pending:
+            since = window.t_end_s - label.t_s
+            if since < 0:
+                still.append((command_id, label))
+            elif quality.usable and since <= c.pair_tolerance_s:
+                labels.append((command_id, label))
+            elif since > c.pair_tolerance_s:
+                outputs.append(Event(EventKind.CALIBRATION_REJECTED, window.t_end_s, Reason.CUFF_NO_WINDOW, command_id))
+            else:
+                still.append((command_id, label))
+        state.pending = still
+        snapshot = take_snapshot(state) if snapshot_due(state, c.late_pairing_windows) else None
+        for command_id, label in labels:
+            self._learn(state, window, label)
+            outputs.append(Event(EventKind.CALIBRATION_ACCEPTED, window.t_end_s, command_id=command_id,
+                                 detail={"source": label.source, "t_s": label.t_s}))
+        if quality.usable and not labels:
+            for est in state.estimators.values():
+                est.learn_unlabeled(window)
+        journal_record(state, window, quality.usable, labels, state.windower.hop_n, snapshot)
+        flagged = suggest_step(state, c.methods[:1], c.suggest, estimates, quality.usable, age, window.t_end_s,
+                                outputs)
+        state.n_windows += 1
+        state.out_seq += 1
+        outputs.insert(0, WindowResult(
+            seq=state.out_seq, t_start_s=window.t_start_s, t_end_s=window.t_end_s, segment=window.segment,
+            input_usable=quality.usable, input_reasons=quality.reasons,
+            ecg_score=quality.ecg_score, ppg_score=quality.ppg_score,
+            reference=reference, estimates=estimates, calibration_count=state.calibrations,
+            calibration_age_s=age, labels=tuple(label for _, label in labels), calibration_suggested=flagged,
+        ))
+        return outputs
+
+    def _grade(self, est: Estimate, age_s: float | None) -> Estimate:
+        if est.validity == Validity.VALID and est.has_numbers and age_s is not None \
+                and age_s > self.config.questionable_after_s:
+            return Estimate(est.sbp_mmhg, est.dbp_mmhg, est.map_mmhg, est.sbp_sd_mmhg, est.dbp_sd_mmhg,
+                            est.map_sd_mmhg, Validity.QUESTIONABLE, est.reasons + (Reason.CALIBRATION_OLD,))
+        return est
+
+    def _learn(self, state: PatientState, window: Window, label: Reference) -> None:
+        for est in state.estimators.values():
+            est.learn_one(window, label)
+        state.calibrations += 1
+        state.last_calibration_t_s = label.t_s if label.t_s is not None else window.t_end_s
+
+    def _calibrate(self, state: PatientState, cmd: Calibrate) -> list[Output]:
+        """A reading: rejected at once (implausible, future), held for its window, or, when its window has
+        passed already, learned at that window as if it had come on time (``_journal.rewind``)."""
+        label, reason = state.gates.cuff(cmd, stream_t_s=state.last_t_end_s, horizon_s=self.config.future_horizon_s)
+        if label is None:
+            return [Event(EventKind.CALIBRATION_REJECTED, state.last_t_end_s, reason, cmd.command_id)]
+        t = cmd.measured_at_s
+        verdict, i = journal_target(state, t, self.config.pair_tolerance_s)
+        if verdict == "wait":
+            state.pending = state.pending + [(cmd.command_id, label)]  # paired when its window arrives
+            return []
+        if verdict == "stale":
+            return [Event(EventKind.CALIBRATION_REJECTED, state.last_t_end_s, Reason.CUFF_STALE, cmd.command_id)]
+        at = state.journal[i]["t_end_s"]
+        if verdict == "no_window":
+            return [Event(EventKind.CALIBRATION_REJECTED, at, Reason.CUFF_NO_WINDOW, cmd.command_id)]
+        rewind(state, i, cmd.command_id, label, self._fresh_estimators, self.config.fs_hz)
+        return [Event(EventKind.CALIBRATION_ACCEPTED, at, command_id=cmd.command_id,
+                      detail={"source": label.source, "t_s": t, "late_s": state.last_t_end_s - t})]
+
+    def _fresh_estimators(self) -> dict[str, Estimator]:
+        c = self.config
+        return {m: (self.factories[m]() if m in self.factories else make_estimator(m)) for m in c.methods}
+
+
+def _timed(reference: Reference, t_s: float) -> Reference:
+    return replace(reference, t_s=t_s)

@@ -1,0 +1,85 @@
+"""Training one population model on a subset of the training arrays, with its held-out test-time constants
+(shared by ``bpstream train`` and the nested cross-validation in ``_nested``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["fit_population", "log", "predict_arrays"]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, tag: str):
+    from bpstream.models import Population
+    from bpstream.models import fit_feature_delta, label_dynamics
+    from bpstream.models import TrainConfig, calibrate, record_block, train_population
+
+    blocks = sorted({record_block(names[r]) for r in np.unique(arr.record[train_mask])})
+    rec_block = np.array([record_block(n) for n in names])[arr.record]
+    inner_block = blocks[seed % len(blocks)] if len(blocks) > 1 else None
+    inner = train_mask & (rec_block == inner_block) if inner_block is not None else np.zeros_like(train_mask)
+    fit_mask = train_mask & ~inner
+    t0 = time.time()
+    net = train_population(arr.subset(fit_mask), TrainConfig(steps=steps, seed=seed),
+                           log=lambda m: log(f"[{tag}] {m}"))
+    held = arr.subset(inner).only_usable()  # test-time constants from windows the step would score
+    constants = calibrate(net, held) if len(held.y) else {}
+    constants.update(_offset_sd(net, held) if len(held.y) else {})
+    # label dynamics (label-only statistics) from all of this model's training records
+    constants.update(label_dynamics(arr.subset(train_mask).only_usable()))
+    # the population feature-delta map (the personal layer's starting point), grouped-CV regularised
+    constants.update(fit_feature_delta(arr.subset(train_mask).only_usable(), seed=seed))
+    meta = {
+        "train_records": sorted({names[r] for r in np.unique(arr.record[fit_mask])}),
+        "calibration_records": sorted({names[r] for r in np.unique(arr.record[inner])}),
+        "train_windows": int(fit_mask.sum()),
+        "steps": steps,
+        "seed": seed,
+        "train_s": round(time.time() - t0, 1),
+    }
+    log(f"[{tag}] trained in {meta['train_s']} s on {meta['train_windows']} windows; constants {constants}")
+    return Population(net, constants, meta)
+
+
+def _offset_sd(net, arr) -> dict:
+    """1-sigma of the frozen+offset method on held-out records (anchor: first window at/after 40 s)."""
+    import torch
+
+    from bpstream.models import embed_all
+
+    z = embed_all(net, arr.x, arr.feats)
+    with torch.no_grad():
+        mu, _ = net.absolute(z)
+    mu = mu.numpy()
+    res = []
+    for r in np.unique(arr.record):
+        g = np.nonzero(arr.record == r)[0]
+        later = g[arr.t_s[g] >= 40.0]
+        if len(later) < 2:
+            continue
+        a = later[0]
+        res.append((arr.y[later[1:]] - arr.y[a]) - (mu[later[1:]] - mu[a]))
+    if not res:
+        return {}
+    r = np.abs(np.concatenate(res))
+    return {"offset_sd_mmhg": [float(np.quantile(r[:, k], 0.9) / 1.645) for k in range(3)]}
+
+
+
+
+def predict_arrays(pop, arr) -> tuple[np.ndarray, np.ndarray]:
+    """Calibration-free predictions (n, 3) and embeddings (n, 41) of ``pop`` for the windows of training arrays."""
+    import torch
+
+    from bpstream.models import embed_all
+
+    with torch.no_grad():
+        z = embed_all(pop.net, arr.x, arr.feats)
+        mu, _ = pop.net.absolute(z)
+    return mu.numpy().astype(np.float64), z.numpy().astype(np.float64)

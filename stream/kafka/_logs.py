@@ -1,0 +1,45 @@
+"""Worker log format: ``text`` (faust's default) or ``json`` (``BPSTREAM_LOG_FORMAT=json``).
+
+JSON logs carry the same messages as text logs, one object a line: ``ts`` (ISO 8601 UTC), ``level``,
+``logger``, ``msg`` and, for a logged exception, ``exc_type`` and ``exc_where`` (file:line of each
+frame) but never the exception's message (it may echo message content). The messages themselves
+name topic/partition/offset, never a patient (see ``_processor``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["JsonFormatter", "logging_config"]
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, _, tb = record.exc_info
+            doc["exc_type"] = exc_type.__name__
+            doc["exc_where"] = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(tb)]
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def logging_config(log_format: str, level: str) -> dict | None:
+    """The ``logging_config`` for faust's Worker (mode's ``dictConfig``, merged with its defaults);
+    None keeps faust's text format."""
+    if log_format != "json":
+        return None
+    return {
+        "merge": True,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "json",
+                                 "level": level.upper(), "stream": "ext://sys.stdout"}},
+    }

@@ -1,0 +1,19 @@
+"""bpstream.stream.records."""
+
+from ._datadir import find_data_dir
+from ._dataset import build_arrays
+from ._folds import FOLDS_FILE, load_folds
+from ._records import CHANNEL_NAMES, Recording, channel_index, iter_chunks, list_records, read_record
+
+__all__ = [
+    "CHANNEL_NAMES",
+    "FOLDS_FILE",
+    "Recording",
+    "build_arrays",
+    "channel_index",
+    "find_data_dir",
+    "iter_chunks",
+    "list_records",
+    "load_folds",
+    "read_record",
+]

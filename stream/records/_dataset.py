@@ -1,0 +1,145 @@
+"""Training arrays from WFDB records (IO layer): exactly the windows and references `validate` sees.
+
+Each record goes through the same reader, chunker, windower and quality gates as the per-patient step;
+a window enters training only when its input passed the filters and its arterial reference is usable.
+Arrays can be cached as .npz under a git-ignored folder (derived data never enters the repository:
+PhysioNet terms allow verbatim redistribution only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from bpstream.filters import ChunkError, Windower
+from bpstream.models import TrainArrays, normalize_waveforms, window_features
+from bpstream.stream.core import Gates, RecordError
+
+from ._records import iter_chunks, read_record
+
+__all__ = ["build_arrays", "record_arrays"]
+
+_VERSION = "2"  # bump when the windowing, gates or features change
+
+
+def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0, hop_s: float = 2.0,
+                  chunk_s: float = 2.0) -> dict[str, np.ndarray]:
+    """Usable labelled windows of one record: x (n, 2, L) float16, feats, y (n, 3), t_s, weight."""
+    rec = read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg", "abp"))
+    windower = Windower(window_s, hop_s, fs_hz)
+    gates = Gates(sampling_rate=fs_hz)
+    ecg, ppg, ys, ts, ws, usable, score = [], [], [], [], [], [], []
+    for chunk in iter_chunks(rec, chunk_s):
+        try:
+            windows = windower.update(chunk)
+        except ChunkError:
+            continue
+        for w in windows:
+            if w.abp is None:
+                continue
+            quality = gates.input(w)
+            if not (np.isfinite(w.ecg).all() and np.isfinite(w.ppg).all()):
+                continue
+            ref = gates.label(w, quality)
+            vals = (ref.sbp_mmhg, ref.dbp_mmhg, ref.map_mmhg)
+            if not ref.usable or any(v is None or not np.isfinite(v) for v in vals):
+                continue
+            ecg.append(np.asarray(w.ecg, np.float32))
+            ppg.append(np.asarray(w.ppg, np.float32))
+            ys.append(vals)
+            ts.append(w.t_end_s)
+            ws.append(float(np.clip(ref.good_beat_fraction, 0.3, 1.0)))
+            usable.append(bool(quality.usable))
+            score.append(float(min(quality.ecg_score, quality.ppg_score)))
+    n_samples = int(round(window_s * fs_hz))
+    if not ecg:
+        return {"x": np.zeros((0, 2, n_samples), np.float16), "feats": np.zeros((0, 9), np.float32),
+                "y": np.zeros((0, 3), np.float32), "t_s": np.zeros(0, np.float32), "weight": np.zeros(0, np.float32),
+                "input_usable": np.zeros(0, bool), "input_score": np.zeros(0, np.float32)}
+    e, p = np.stack(ecg), np.stack(ppg)
+    return {
+        "x": normalize_waveforms(e, p).astype(np.float16),
+        "feats": window_features(e, p, sampling_rate=fs_hz),
+        "y": np.asarray(ys, np.float32),
+        "t_s": np.asarray(ts, np.float32),
+        "weight": np.asarray(ws, np.float32),
+        "input_usable": np.asarray(usable, bool),
+        "input_score": np.asarray(score, np.float32),
+    }
+
+
+def _code_digest() -> str:
+    """Digest of the code that decides which windows and labels a record yields (filters, gates, features),
+    so a cache built before a filter changed is never reused."""
+    import inspect
+
+    import bpstream.filters as filters_pkg
+
+    h = hashlib.sha1(_VERSION.encode())
+    files = sorted(Path(filters_pkg.__file__).parent.glob("*.py")) + [Path(inspect.getfile(Gates)),
+                                                                      Path(inspect.getfile(window_features))]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _cache_key(path: Path, code: str) -> str:
+    st = path.with_suffix(".hea").stat()
+    h = hashlib.sha1(json.dumps([code, path.name, st.st_size, int(st.st_mtime)]).encode()).hexdigest()[:12]
+    return f"{path.name}-{h}.npz"
+
+
+def build_arrays(paths: Sequence[Path], cache_dir: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None, unusable_input_weight: float = 0.3) -> TrainArrays:
+    """Concatenate the labelled windows of ``paths`` (records lacking ABP/ECG/PPG are skipped).
+
+    Every window has a usable arterial label. Windows whose ECG/PPG failed the input filter (but are finite)
+    are kept with their sample weight multiplied by ``unusable_input_weight`` (0 drops them); ``usable``
+    marks the windows that passed, the only ones used to fit test-time constants.
+    """
+    parts, names = [], []
+    cache = Path(cache_dir) if cache_dir else None
+    if cache:
+        cache.mkdir(parents=True, exist_ok=True)
+    code = _code_digest() if cache else ""
+    for path in paths:
+        path = Path(path)
+        f = cache / _cache_key(path, code) if cache else None
+        if f is not None and f.exists():
+            with np.load(f) as d:
+                arr = {k: d[k] for k in d.files}
+        else:
+            try:
+                arr = record_arrays(path)
+            except RecordError as exc:
+                if progress:
+                    progress(f"skip {path.name}: {exc}")
+                continue
+            if f is not None:
+                np.savez(f, **arr)
+        if progress:
+            progress(f"{path.name}: {len(arr['y'])} windows")
+        if len(arr["y"]):
+            parts.append(arr)
+            names.append(path.name)
+    if not parts:
+        raise RecordError("no usable labelled windows in the given records")
+    rec_idx = np.concatenate([np.full(len(a["y"]), i) for i, a in enumerate(parts)])
+    usable = np.concatenate([a["input_usable"] for a in parts])
+    weight = np.concatenate([a["weight"] for a in parts]) * np.where(usable, 1.0, unusable_input_weight)
+    keep = weight > 0
+    return TrainArrays(
+        x=np.concatenate([a["x"] for a in parts]),
+        feats=np.concatenate([a["feats"] for a in parts]),
+        y=np.concatenate([a["y"] for a in parts]),
+        record=rec_idx,
+        t_s=np.concatenate([a["t_s"] for a in parts]),
+        weight=weight.astype(np.float32),
+        names=names,
+        usable=usable,
+    ).subset(keep)
