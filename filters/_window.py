@@ -54,9 +54,12 @@ class Windower:
 
     def check(self, chunk: Chunk) -> None:
         """Raise ChunkError if ``update`` would refuse ``chunk`` (changes nothing)."""
-        self._check(chunk)
+        self.check_chunk(chunk)
 
-    def _check(self, chunk: Chunk) -> tuple[tuple[str, float], ...]:
+    @staticmethod
+    def check_chunk(chunk: Chunk) -> tuple[tuple[str, float], ...]:
+        """Raise ChunkError if any windower would refuse ``chunk`` (the check needs no state); else its
+        channel layout."""
         for role in REQUIRED_ROLES:
             if role not in chunk.signals:
                 raise ChunkError(f"chunk has no {role} channel")
@@ -87,7 +90,7 @@ class Windower:
 
     def update(self, chunk: Chunk) -> list[Window]:
         """Feed one chunk; return the windows it completes (possibly none)."""
-        layout = self._check(chunk)
+        layout = self.check_chunk(chunk)
         gap = None if self.t_next_s_ is None else abs(chunk.t_start_s - self.t_next_s_)
         if layout != self.layout_ or gap is None or gap > self.max_jitter_s:
             self._reset(chunk, layout)

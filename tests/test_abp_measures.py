@@ -149,18 +149,16 @@ def test_offset_steps_equal_the_beat_by_beat_rule():
     assert found > 50  # the rule fired on many of them, so both paths were compared where it matters
 
 
-def test_pipeline_premeasures_labels_and_uses_them():
-    from bpstream.stream.core._premeasure import window_key
+def test_labels_measured_in_a_batch_give_the_same_labels():
+    from bpstream.stream.core import measure_labels
     from bpstream.stream.core._step import Pipeline, PipelineConfig
 
     windows = _windows(_signals())[:30]
     pipeline = Pipeline(PipelineConfig())
-    pipeline.premeasure(windows)
-    assert {window_key(w) for w in windows if np.isfinite(w.abp).all()} == set(pipeline.premeasured_labels)
-    memo, plain = pipeline.new_state().gates, pipeline.new_state().gates
-    for w in windows:
+    measured = measure_labels(windows)
+    assert [m is not None for m in measured] == [bool(np.isfinite(w.abp).all()) for w in windows]
+    batched, plain = pipeline.new_state().gates, pipeline.new_state().gates
+    for w, m in zip(windows, measured):
         q = plain.input(w)
-        assert repr(memo.label(w, q, pipeline.premeasured_labels)) == repr(plain.label(w, q))
-    assert memo.label_filter_.to_bytes() == plain.label_filter_.to_bytes()
-    pipeline.clear_premeasured()
-    assert pipeline.premeasured_labels == {}
+        assert repr(batched.label(w, q, m)) == repr(plain.label(w, q))
+    assert batched.label_filter_.to_bytes() == plain.label_filter_.to_bytes()

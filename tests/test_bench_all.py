@@ -119,18 +119,21 @@ def test_service_bench_runs_end_to_end(recordings):
     assert time.time() - t0 < 180
 
 
-def test_premeasured_replay_gives_the_same_outputs(recordings):
-    """Batched input measures (the replay's and the worker's fast path) change no output."""
-    from bpstream.stream.evaluation._replay_local import iter_outputs
+def test_batched_replay_gives_the_same_outputs_and_state(recordings):
+    """Pipeline.step_many over blocks of a record (the replay's fast path) changes no output and leaves
+    the same patient state as Pipeline.step one chunk at a time."""
+    from bpstream.stream.core import state_to_bytes
+    from bpstream.stream.evaluation import iter_outputs
     from bpstream.stream.core._step import Pipeline
 
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("every:60"))
     for rec in recordings:
-        slow = [repr(o) for o in iter_outputs(Pipeline(config), rec, 2.0, premeasure=False)]
+        slow_states, fast_states = {}, {}
         pipeline = Pipeline(config)
-        fast = [repr(o) for o in iter_outputs(pipeline, rec, 2.0, premeasure=True)]
+        slow = [repr(o) for o in iter_outputs(pipeline, rec, 2.0, batched=False, states=slow_states)]
+        fast = [repr(o) for o in iter_outputs(pipeline, rec, 2.0, batched=True, block=16, states=fast_states)]
         assert fast == slow and len(fast) > 100
-        assert pipeline.premeasured == {}  # cleared after the record
+        assert state_to_bytes(fast_states[rec.name]) == state_to_bytes(slow_states[rec.name])
 
 
 def test_window_measures_do_not_depend_on_the_batch(recordings):
@@ -140,7 +143,7 @@ def test_window_measures_do_not_depend_on_the_batch(recordings):
 
     from bpstream.filters._input_quality import DEFAULT_THRESHOLDS, measure_input
     from bpstream.stream.bench._bench_stages import collect_windows
-    from bpstream.stream.core._premeasure import take_row
+    from bpstream.stream.core._batch import take_row
 
     windows, _, _, _ = collect_windows(recordings, 1.0, 80)
     ecg = np.stack([w.ecg for w in windows[:40]])
@@ -165,9 +168,10 @@ def _same(a, b) -> bool:
     return a == b or (a != a and b != b)
 
 
-def test_worker_batch_with_premeasured_windows_sends_the_same(recordings):
-    """The worker's micro-batch (several patients, interleaved) gives the same states and messages
-    with batched input measures as with windows measured one by one."""
+def test_worker_batch_sends_the_same_as_one_message_at_a_time(recordings):
+    """The worker's micro-batch (several patients, interleaved; Pipeline.step_many) gives the same
+    messages and the same table as the messages processed one at a time. In a batch a patient's state
+    is written once, on its last message."""
     from bpstream.stream.kafka._agents import Item, Processor
     from bpstream.stream.kafka._codec import encode_waveform
     from bpstream.stream.records._records import iter_chunks
@@ -176,24 +180,33 @@ def test_worker_batch_with_premeasured_windows_sends_the_same(recordings):
 
     settings = Settings(methods=("carry_forward",), calibration="every:60")
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("every:60"))
-    streams = {f"p{i}": list(iter_chunks(rec, 1.0))[:40] for i, rec in enumerate(recordings)}
+    streams = {f"p{i}": list(iter_chunks(rec, 1.0, t0_s=1.8e9 - 120))[:40] for i, rec in enumerate(recordings)}
     values = [(pid.encode(), encode_waveform(pid, k, chunks[k])) for k in range(40) for pid, chunks in streams.items()]
 
-    def run(premeasure: bool) -> list:
+    def run(batched: bool) -> tuple[list, dict]:
         proc = Processor(settings, Pipeline(config), clock=lambda: 1.8e9)
-        if not premeasure:
-            proc._premeasure = lambda items: None
         table: dict = {}
         out = []
         for a in range(0, len(values), 16):  # the agent's micro-batches
-            items = [Item(settings.topic_waveforms, 0, a + i, key, value, table.get(key))
-                     for i, (key, value) in enumerate(values[a : a + 16])]
-            for item, result in zip(items, proc.process_batch(items)):
+            batch = values[a : a + 16]
+            if batched:
+                items = [Item(settings.topic_waveforms, 0, a + i, key, value, table.get(key))
+                         for i, (key, value) in enumerate(batch)]
+                results = proc.process_batch(items)
+                written = [item.key for item, r in zip(items, results) if r.new_state is not None]
+                assert sorted(written) == sorted(set(k for k, _ in batch))  # once per patient of the batch
+            else:
+                items, results = [], []
+                for i, (key, value) in enumerate(batch):
+                    items.append(Item(settings.topic_waveforms, 0, a + i, key, value, table.get(key)))
+                    results.append(proc.process(items[-1]))
+                    table[key] = results[-1].new_state or table.get(key)
+            for item, result in zip(items, results):
                 if result.new_state is not None:
                     table[item.key] = result.new_state
-                out.append((result.new_state, result.sends))
-        return out
+                out.append(result.sends)
+        return out, table
 
-    fast, slow = run(True), run(False)
-    assert sum(len(s) for _, s in fast) > 20  # estimates came out
-    assert fast == slow
+    (fast, fast_table), (slow, slow_table) = run(True), run(False)
+    assert sum(kind == "estimates" for s in fast for kind, _, _ in s) > 20  # estimates came out
+    assert fast == slow and fast_table == slow_table

@@ -176,11 +176,11 @@ def _processor_run() -> list[tuple[str, dict]]:
 def test_every_message_of_a_real_processor_run_validates_and_every_deadletter_reason_occurs(monkeypatch):
     sends = _processor_run()
 
-    def boom(self, state, message):
+    def boom(self, states, messages):
         raise ValueError("boom")
 
     proc = Processor(Settings(topic_waveforms="w", topic_commands="c"), Pipeline(PipelineConfig()), clock=lambda: T0)
-    monkeypatch.setattr(Pipeline, "step", boom)
+    monkeypatch.setattr(Pipeline, "step_many", boom)  # what the processor steps with
     wave = encode_waveform("p-9", 0, next(iter_chunks(read_record(record("a555l")), 2.0, t0_s=T0)))
     sends += [(k, json.loads(v)) for k, _, v in proc.process(Item("w", 0, 1, b"p-9", wave)).sends]
     for _, doc in sends:

@@ -42,9 +42,6 @@ def _uninterrupted(name: str):
     recording = read_record(record(name), roles=("ecg", "ppg", "abp"), required=("ecg", "ppg"))
     chunks = list(iter_chunks(recording, CHUNK_S))
     pipeline = Pipeline(_config())
-    from bpstream.stream.core._premeasure import premeasure_chunks
-
-    premeasure_chunks(pipeline, chunks)
     state, windows, changelog = None, [], []
     for seq, chunk in enumerate(chunks):
         try:

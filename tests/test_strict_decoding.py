@@ -211,12 +211,14 @@ def test_no_field_value_or_identifier_in_logs_or_deadletter_detail(caplog):
 
 def test_a_step_failure_logs_no_exception_text(caplog):
     class Boom(Pipeline):
-        def step(self, state, message):
+        def cut(self, state, message):  # every chunk's step (alone or in a batch) goes through here
             raise ValueError(f"bad value {SECRET}")
 
     proc = Processor(Settings(topic_waveforms="w", topic_commands="c"), Boom(PipelineConfig()), clock=lambda: NOW)
     caplog.set_level(logging.DEBUG)
-    result = proc.process(Item("w", 0, 1, b"p-1", dumps(_doc())))
-    doc = json.loads(result.sends[0][2])
-    assert doc["reason"] == "msg_step_failed" and SECRET not in doc["detail"]
+    results = [proc.process(Item("w", 0, 1, b"p-1", dumps(_doc())))]
+    results += proc.process_batch([Item("w", 0, 2, b"p-2", dumps(_doc(patient_id="p-2")))])
+    for result in results:
+        doc = json.loads(result.sends[0][2])
+        assert doc["reason"] == "msg_step_failed" and SECRET not in doc["detail"]
     assert SECRET not in caplog.text and "ValueError" in caplog.text

@@ -9,7 +9,7 @@ before the clock starts. Timed, per record (one patient) as one batch, on one co
 3. the arterial label filter: its stateless half (``measure_abp``: beat onsets and pressures, event
    detector signals, ABP and PPG spectra) on the batch, then its stateful half per window
    (``LabelFilter.update``), given the ECG heart rate the input filter found. The worker and
-   ``validate`` run it the same way (``stream._premeasure``).
+   ``validate`` run it the same way (``Pipeline.step_many``, ``stream/core/_batch.py``).
 
 neurokit2's full quality path runs on a subset of the same windows at 250 Hz in the same process:
 ``nk.ecg_process`` (cleaning, R peaks, rate, averageQRS quality) + ``nk.ecg_quality(zhao2018)`` +

@@ -18,12 +18,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from bpstream.filters import ChunkError
 
-from bpstream.stream.evaluation import available_methods
-from bpstream.stream.core import ChunkMessage
-from bpstream.stream.core import premeasure_chunks
-from bpstream.stream.records import Recording, iter_chunks, list_records, read_record
+from bpstream.stream.evaluation import available_methods, iter_outputs
+from bpstream.stream.core import WindowResult
+from bpstream.stream.records import Recording, list_records, read_record
 from bpstream.stream.core import Schedule
 from bpstream.stream.core import Pipeline, PipelineConfig
 
@@ -144,7 +142,7 @@ class ReplayResult:
 
 
 def replay_speed(recordings: Sequence[Recording], methods: Sequence[str] | None = None, calibration: str = "once",
-                 chunk_s: float = 2.0, budget_s: float = 60.0, premeasure: bool = True) -> ReplayResult:
+                 chunk_s: float = 2.0, budget_s: float = 60.0, batched: bool = True) -> ReplayResult:
     """Replay ``recordings`` (in order, each a fresh patient) until done or ``budget_s`` of wall time.
 
     Returns record seconds over wall seconds; the state size is taken at the end of each record.
@@ -162,17 +160,10 @@ def replay_speed(recordings: Sequence[Recording], methods: Sequence[str] | None 
                 break
             pipeline = Pipeline(config, facts)
             t0, c0 = time.perf_counter(), time.process_time()
-            state = None
-            chunks = list(iter_chunks(rec, chunk_s))
-            if premeasure:  # as _replay_local.iter_outputs (validate) does
-                premeasure_chunks(pipeline, chunks)
-            for seq, chunk in enumerate(chunks):
-                try:
-                    state, outputs = pipeline.step(state, ChunkMessage(seq, chunk))
-                except ChunkError:  # a bad chunk is skipped, as validate does
-                    continue
-                result.windows += sum(1 for o in outputs if hasattr(o, "estimates"))
-            pipeline.clear_premeasured()
+            states: dict = {}
+            for out in iter_outputs(pipeline, rec, chunk_s, batched=batched, states=states):  # what validate runs
+                result.windows += isinstance(out, WindowResult)
+            state = states.get(rec.name)
             result.wall_s += time.perf_counter() - t0
             result.cpu_s += time.process_time() - c0
             result.records += 1

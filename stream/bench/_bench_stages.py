@@ -23,11 +23,11 @@ from typing import Sequence
 
 import numpy as np
 
-from bpstream.filters import ChunkError, Window, Windower
+from bpstream.filters import ChunkError, QualityThresholds, Window, Windower
 
 from ._bench_replay import one_core
 from bpstream.stream.records import Recording, iter_chunks
-from bpstream.stream.core import Pipeline, PipelineConfig
+from bpstream.stream.core import Pipeline, PipelineConfig, measure_labels, measure_windows
 
 __all__ = ["StageResult", "stage_costs", "collect_windows"]
 
@@ -88,25 +88,25 @@ def stage_costs(recordings: Sequence[Recording], chunk_s: float = 1.0, hop_s: fl
         ms["window"] = _ms_per(spent, n)
         ex["windows"] = n
         # filters: the step's gates, fresh per record (one patient each) as in the step; first as the
-        # replay and the worker run them (input and arterial measures batched ahead, _premeasure), then one by one
+        # replay and the worker run them (input and arterial measures batched, Pipeline.step_many), then one by one
         pipeline = Pipeline(PipelineConfig())
+        basis = (pipeline.config.fs_hz, QualityThresholds())
         for batched in (True, False):
             usable: list[Window] = []
             labels = []
             gates, current = None, None
             t0 = _clock()
-            if batched:
-                pipeline.premeasure(windows)
-            for w, name in zip(windows, names):
+            inputs = measure_windows(windows, *basis) if batched else [None] * len(windows)
+            arterial = measure_labels(windows) if batched else [None] * len(windows)
+            for w, name, m, lm in zip(windows, names, inputs, arterial):
                 if name != current:
                     gates, current = pipeline.new_state().gates, name
-                q = gates.input(w, pipeline.premeasured)
-                ref = gates.label(w, q, pipeline.premeasured_labels) if w.abp is not None else None
+                q = gates.input(w, (basis, m) if batched else None)
+                ref = gates.label(w, q, lm) if w.abp is not None else None
                 if q.usable:
                     usable.append(w)
                     labels.append(ref if ref is not None and ref.usable else None)
             spent = _clock() - t0
-            pipeline.clear_premeasured()
             if batched:
                 ms["filters"] = _ms_per(spent, len(windows))
             else:

@@ -9,9 +9,9 @@ from ._errors import (
     RecordError,
     UsageError,
 )
+from ._batch import measure_labels, measure_windows
 from ._gates import Gates
 from ._messages import Calibrate, ChunkMessage, DeadLetter, Discharge, Event, EventKind, Flush, Output, Reset, WindowResult
-from ._premeasure import cut_ahead, premeasure_chunks
 from ._schedule import Schedule, ScheduleKind
 from ._state_codec import StateError, salvage_counters, state_from_bytes, state_to_bytes
 from ._step import PatientState, Pipeline, PipelineConfig
@@ -41,8 +41,8 @@ __all__ = [
     "UsageError",
     "StateError",
     "WindowResult",
-    "cut_ahead",
-    "premeasure_chunks",
+    "measure_labels",
+    "measure_windows",
     "salvage_counters",
     "state_from_bytes",
     "state_to_bytes",

@@ -6,7 +6,7 @@ A thin adapter over bpstream.filters so the step reads the same whatever the fil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,18 +39,16 @@ class Gates:
         self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
         self.label_filter_ = LabelFilter(sampling_rate=sampling_rate)
 
-    def input(self, window: Window, premeasured: Mapping | None = None, key: bytes | None = None) -> InputVerdict:
-        """``premeasured``: a memo of window measures (``bpstream.stream.core._premeasure``), used when it holds
-        this window measured at this filter's rate and thresholds; the verdict is the same either way.
-        ``key``: the window's ``window_key`` when the caller has it already."""
+    def input(self, window: Window, measured: tuple | None = None) -> InputVerdict:
+        """``measured``: ``((fs_hz, thresholds), InputMeasures)`` of this window measured ahead in a batch
+        (``_batch``), used when they were taken at this filter's rate and thresholds; the verdict is the
+        same either way."""
         measures = None
-        if premeasured:
-            from ._premeasure import window_key
-
-            hit = premeasured.get(key if key is not None else window_key(window))
+        if measured is not None:
             f = self.input_filter_
-            if hit is not None and hit[0] == f.sampling_rate and hit[1] == f.thresholds:
-                measures = hit[2]
+            (fs_hz, thresholds), m = measured
+            if m is not None and fs_hz == f.sampling_rate and thresholds == f.thresholds:
+                measures = m
         q = self.input_filter_.update(window.ecg, window.ppg, measures)
         return InputVerdict(
             usable=bool(q.usable[0]),
@@ -61,23 +59,19 @@ class Gates:
             ppg_hr_bpm=_finite_or_none(q.ppg_hr_bpm[0]),
         )
 
-    def label(self, window: Window, quality: InputVerdict, premeasured: Mapping | None = None,
-              key: bytes | None = None) -> Reference:
+    def label(self, window: Window, quality: InputVerdict, measured: tuple | None = None) -> Reference:
         """The arterial label of the window: jSQI on a rolling beat buffer, event masks, cross-checks
         against the ECG heart rate and (when the PPG passed its own quality) the PPG waveform.
         ``label_mode="basic"`` keeps only the foundation gate (jSQI physiological limits per window).
-        ``premeasured``: ``{window_key: (fs_hz, AbpMeasures)}`` measured ahead in a batch
-        (``_premeasure.measure_labels``); the label is the same either way."""
+        ``measured``: ``(fs_hz, AbpMeasures)`` measured ahead in a batch (``_batch.measure_labels``); the
+        label is the same either way."""
         if self.label_mode == "basic":
             return abp_reference(window.abp, sampling_rate=self.sampling_rate, t_s=window.t_end_s)
         measures = None
-        if premeasured:
-            from ._premeasure import window_key
-
-            hit = premeasured.get(key if key is not None else window_key(window))
+        if measured is not None:
             fs = window.fs_hz if window.fs_hz and np.isfinite(window.fs_hz) else self.label_filter_.sampling_rate
-            if hit is not None and hit[0] == fs:
-                measures = hit[1]
+            if measured[0] == fs:
+                measures = measured[1]
         return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None,
                                          measures=measures)
 

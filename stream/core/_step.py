@@ -17,12 +17,13 @@ section states these rules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from typing import Callable, Hashable, Mapping, MutableMapping, Sequence
 
 from bpstream.filters import stateful
-from bpstream.filters import QualityThresholds, Reason, Reference, Window, Windower
+from bpstream.filters import Reason, Reference, Window, Windower
 from bpstream.models import Estimate, Estimator, Validity, make_estimator
 
+from ._batch import step_many
 from ._gates import Gates
 from ._journal import record as journal_record, rewind, snapshot_due, take_snapshot, target as journal_target
 from ._order import admit, close_episode, flush as flush_held
@@ -105,8 +106,6 @@ class Pipeline:
                  factories: Mapping[str, Callable[[], Estimator]] | None = None):
         self.config = config
         self.factories = dict(factories or {})
-        self.premeasured: dict = {}  # window content -> input measures, see premeasure()
-        self.premeasured_labels: dict = {}  # window content -> arterial measures, see premeasure()
 
     # -- state ---------------------------------------------------------------------------------
     def new_state(self) -> PatientState:
@@ -117,25 +116,6 @@ class Pipeline:
             estimators=estimators,
             gates=Gates(sampling_rate=c.fs_hz, label_mode=c.label_filter),
         )
-
-    # -- batched input measures ----------------------------------------------------------------
-    def premeasure(self, windows: list[Window]) -> None:
-        """Measure ``windows`` in batches ahead of stepping them (``bpstream.stream.core._premeasure``).
-
-        The input gate then takes a window's measures from this memo; verdicts and outputs are the
-        same as without it, only cheaper. Call ``clear_premeasured()`` when the batch is done."""
-        from ._premeasure import measure_labels, measure_windows, window_key
-
-        fs_hz, thresholds = self.config.fs_hz, QualityThresholds()  # what every patient's InputFilter uses
-        keys = [window_key(w) for w in windows]
-        for key, m in measure_windows(windows, fs_hz, thresholds, keys=keys).items():
-            self.premeasured[key] = (fs_hz, thresholds, m)
-        if self.config.label_filter == "full":
-            self.premeasured_labels.update(measure_labels(windows, keys))
-
-    def clear_premeasured(self) -> None:
-        self.premeasured = {}
-        self.premeasured_labels = {}
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, state: PatientState | None, message: Message) -> tuple[PatientState, list[Output]]:
@@ -159,6 +139,20 @@ class Pipeline:
             return self._close(state, message)
         raise TypeError(f"not a step message: {type(message).__name__}")
 
+    def step_many(self, states: MutableMapping[Hashable, PatientState | None],
+                  messages: Sequence[tuple[Hashable, Message]]) -> list[list[Output]]:
+        """``(patient key, message)`` pairs in order, each patient's state in ``states`` (None or absent:
+        new; replaced in place by the state after its last message): the outputs of each message, exactly
+        as ``step`` one message at a time gives them, with the windows of runs of chunks cut once and
+        measured together (``_batch``). Raises ``ChunkError`` before changing anything when a chunk of a
+        run is refused (``check`` each message first to leave out just that one)."""
+        return step_many(self, states, messages)
+
+    def check(self, message: Message) -> None:
+        """Raise ``ChunkError`` when the step would refuse this chunk (changes nothing)."""
+        if isinstance(message, ChunkMessage):
+            Windower.check_chunk(message.chunk)
+
     def _close(self, state: PatientState, cmd: Reset | Discharge) -> tuple[PatientState, list[Output]]:
         """Reset or discharge: what was received is applied first (held chunks, gaps given up), readings
         still waiting for their window are rejected ``cuff_cancelled``, then a fresh state goes on with
@@ -178,34 +172,44 @@ class Pipeline:
         return fresh, outputs
 
     def _chunk(self, state: PatientState, msg: ChunkMessage) -> tuple[PatientState, list[Output]]:
-        state.windower.check(msg.chunk)  # raises ChunkError before any state changes
-        chunks, outputs = admit(state, msg, self.config, state.last_t_end_s)
-        for chunk in chunks:
-            outputs.extend(self._apply(state, chunk))
+        self.check(msg)  # raises ChunkError before any state changes
+        outputs, windows = self.cut(state, msg)
+        for window in windows:
+            outputs.extend(self.decide(state, window))
         return state, outputs
 
     def _apply(self, state: PatientState, chunk) -> list[Output]:
+        return [o for window in self._cut_chunk(state, chunk) for o in self.decide(state, window)]
+
+    # -- the two halves of a chunk's step (step_many runs them in separate passes) ---------------------
+    def cut(self, state: PatientState, msg: ChunkMessage) -> tuple[list[Output], list[Window]]:
+        """Put the chunk in the patient's order and cut the windows it completes (not yet decided); the
+        outputs of ordering (repeats, late or far-ahead chunks). ``state.last_t_end_s`` already says where
+        the windows end, as deciding them will."""
+        chunks, outputs = admit(state, msg, self.config, state.last_t_end_s)
+        windows = [w for chunk in chunks for w in self._cut_chunk(state, chunk)]
+        if windows:
+            state.last_t_end_s = windows[-1].t_end_s
+        return outputs, windows
+
+    def _cut_chunk(self, state: PatientState, chunk) -> list[Window]:
         windows = state.windower.update(chunk)
         state.discharged = False
         if state.t_origin_s is None:
             state.t_origin_s = float(chunk.t_start_s)
             state.next_due_s = self.config.arterial_schedule.first_s()
-        outputs: list[Output] = []
-        for window in windows:
-            outputs.extend(self._window(state, window))
-        return outputs
+        return windows
 
-    def _window(self, state: PatientState, window: Window) -> list[Output]:
+    def decide(self, state: PatientState, window: Window, inputs: tuple | None = None,
+               labels: tuple | None = None) -> list[Output]:
+        """One window of the patient, in stream order: gates, estimates, calibration, adaptation.
+        ``inputs``: ``((fs_hz, thresholds), InputMeasures)`` and ``labels``: ``(fs_hz, AbpMeasures)`` measured
+        ahead in a batch (``_batch``); the outputs are the same with or without them."""
         c = self.config
-        key = None
-        if self.premeasured or self.premeasured_labels:
-            from ._premeasure import window_key
-
-            key = window_key(window)
-        quality = state.gates.input(window, self.premeasured, key=key)
+        quality = state.gates.input(window, inputs)
         reference = None
         if window.abp is not None:
-            reference = state.gates.label(window, quality, self.premeasured_labels, key=key)
+            reference = state.gates.label(window, quality, labels)
         age = None if state.last_calibration_t_s is None else window.t_end_s - state.last_calibration_t_s
         if quality.usable:
             estimates = {m: self._grade(e.predict_one(window), age) for m, e in state.estimators.items()}

@@ -28,24 +28,27 @@ class RecordRun:
     bad_chunks: int = 0
 
 
-def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0, premeasure: bool = True) -> Iterator[Output]:
-    """The step over a record's chunks. ``premeasure``: measure the record's windows in batches first
-    (same outputs, several times cheaper input gate; see ``_premeasure``)."""
-    chunks = list(iter_chunks(recording, chunk_s))
-    if premeasure:
-        from bpstream.stream.core import premeasure_chunks
-
-        premeasure_chunks(pipeline, chunks)
-    state = None
-    try:
-        for seq, chunk in enumerate(chunks):
-            try:
-                state, outputs = pipeline.step(state, ChunkMessage(seq, chunk))
-            except ChunkError:
-                continue
+def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0, batched: bool = True,
+                 block: int = 64, states: dict | None = None) -> Iterator[Output]:
+    """The step over a record's chunks (one patient, keyed by the record's name in ``states``), chunks
+    the windower refuses left out. ``batched``: blocks of ``block`` chunks through ``Pipeline.step_many``
+    (the same outputs as ``Pipeline.step`` one by one, several times cheaper filters)."""
+    messages = []
+    for seq, chunk in enumerate(iter_chunks(recording, chunk_s)):
+        try:
+            pipeline.check(ChunkMessage(seq, chunk))
+        except ChunkError:
+            continue
+        messages.append((recording.name, ChunkMessage(seq, chunk)))
+    states = {} if states is None else states
+    if not batched:
+        for key, message in messages:
+            states[key], outputs = pipeline.step(states.get(key), message)
             yield from outputs
-    finally:
-        pipeline.clear_premeasured()
+        return
+    for a in range(0, len(messages), block):
+        for outputs in pipeline.step_many(states, messages[a : a + block]):
+            yield from outputs
 
 
 def replay_record(path: str | Path, config: PipelineConfig, factories: Mapping[str, Callable[[], Estimator]] | None = None,

@@ -3,9 +3,10 @@
 One agent reads waveforms and commands (one channel over both topics, concurrency 1), so every
 patient's state has exactly one writer and a calibration cannot race a chunk. Messages are taken in
 micro-batches (``stream.take_events``); each batch goes to a worker thread in ONE executor call that
-decodes the patient states, runs ``Pipeline.step`` message by message and encodes the new states, so
-torch and numpy never block the event loop. Back on the loop, the new states are written to the
-table (changelog) and the outputs are sent, in message order.
+decodes the patient states, runs ``Pipeline.step_many`` over the batch (windows cut once, measured
+together) and encodes each patient's new state once, so torch and numpy never block the event loop.
+Back on the loop, the outputs are sent and the new states written to the table (changelog), in
+message order (a patient's state on its last message of the batch).
 
 Idempotency (at-least-once delivery repeats messages): the step ignores a chunk whose per-patient
 sequence number is not newer than the last one applied and a command whose id it has seen; the

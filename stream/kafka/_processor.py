@@ -12,9 +12,9 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
-from bpstream.filters import ChunkError, Reason, Windower
+from bpstream.filters import ChunkError, Reason
 
 from ._codec import decode_command, decode_waveform, deadletter_doc, dumps, estimate_doc, event_doc
 from bpstream.stream.core import MessageError
@@ -63,94 +63,120 @@ class Processor:
         self.counts: Counter[str] = Counter()  # the one count of each concept (log line and /metrics)
         self.observe_step_s: Callable[[float], None] = lambda seconds: None  # /metrics' latency histogram
         self._cache: dict[bytes, tuple[bytes, PatientState]] = {}
-        self._decoded: dict[int, object] = {}  # id(item) -> decoded waveform, within one batch
         self._model = _model_info(self.method)
         # patients with chunks held behind a missing seq: key -> (monotonic time of their last chunk, bed, monitor)
         self._held: dict[bytes, tuple[float, str | None, str | None]] = {}
 
     # -- the batch (runs in a worker thread) ----------------------------------------------------------
     def process_batch(self, items: list[Item]) -> list[Result]:
-        latest: dict[bytes, bytes | None] = {}  # state bytes after earlier messages of this batch
-        results = []
-        self._premeasure(items)
+        """One result per item, in order. The batch's messages go through ``Pipeline.step_many`` (windows
+        cut once and measured together); a patient's new state is encoded once, on its last message of
+        the batch (the table value the earlier ones would have written is overwritten by it anyway).
+        Anything unexpected in the batched pass sends the batch through again one message at a time from
+        the same stored states (nothing was sent yet), so one bad message costs only itself."""
+        if not items:
+            return []
+        t0 = time.perf_counter()
+        counts: Counter[str] = Counter()
         try:
+            results = self._batch(items, counts)
+        except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
+            log.error("batched step failed (%s); the batch is stepped message by message", _where(exc))
+            for item in items:
+                if item.key is not None:
+                    self._cache.pop(item.key, None)  # the batched pass may have changed the cached objects
+            results, latest = [], {}
             for item in items:
                 if item.key is not None and item.key in latest:
                     item.state_bytes = latest[item.key]
-                result = self.process(item)
-                if result.new_state is not None and item.key is not None:
-                    latest[item.key] = result.new_state
-                results.append(result)
-        finally:
-            self.pipeline.clear_premeasured()
-            self._decoded.clear()
+                results.append(self.process(item))
+                if results[-1].new_state is not None:
+                    latest[item.key] = results[-1].new_state
+            return results
+        self.counts.update(counts)
+        share_s = (time.perf_counter() - t0) / len(items)
+        for _ in items:
+            self.observe_step_s(share_s)
         return results
 
-    def _premeasure(self, items: list[Item]) -> None:
-        """Cut the batch's windows ahead (on copies of the windowers) and measure them in one call, so
-        the input gate of every patient in the batch reads batched measures: same outputs, cheaper.
-        Anything odd here is left to the normal path (it measures the window on its own)."""
-        from bpstream.stream.core import cut_ahead
-
-        ahead = []
-        for item in items:
-            if item.topic != self.settings.topic_waveforms or item.key is None:
-                continue
-            try:
-                wave = decode_waveform(item.value, self.limits, self.clock())
-                self._decoded[id(item)] = wave  # decoded once: _process takes it from here
-                message = wave.message
-                state = self._load(item.key, item.state_bytes)
-            except Exception:  # noqa: BLE001 - the real pass dead-letters it with its reason
-                continue
-            ahead.append((item.key, None if state is None else state.windower,
-                          -1 if state is None else state.last_seq, message.seq, message.chunk))
-        if len(ahead) < 2:
-            return
-        c = self.pipeline.config
-        try:
-            self.pipeline.premeasure(cut_ahead(ahead, lambda: Windower(c.window_s, c.hop_s, c.fs_hz)))
-        except Exception as exc:  # noqa: BLE001 - never let the fast path cost a message
-            log.error("premeasure failed (%s); windows are measured one by one", _where(exc))
-            self.pipeline.clear_premeasured()
-
     def process(self, item: Item) -> Result:
-        self.counts[f"in:{item.topic}"] += 1
+        """One message alone (a batch of one); any error dead-letters just this message."""
         t0 = time.perf_counter()
+        counts: Counter[str] = Counter()
         try:
-            return self._process(item)
-        except MessageError as exc:
-            return self._dead(item, exc.reason, exc.detail)
-        except ChunkError as exc:
-            return self._dead(item, Reason.MSG_INVALID, str(exc))
+            result = self._batch([item], counts)[0]
         except Exception as exc:  # a worker never dies of one message
             # no exception text and no traceback values: either may echo message content
             log.error("step failed on %s[%s]@%s: %s", item.topic, item.partition, item.offset, _where(exc))
             if item.key is not None:
                 self._cache.pop(item.key, None)
-            return self._dead(item, Reason.MSG_STEP_FAILED, f"{type(exc).__name__} in the step")
-        finally:
-            self.observe_step_s(time.perf_counter() - t0)
+            counts = Counter({f"in:{item.topic}": 1})
+            result = self._dead(item, Reason.MSG_STEP_FAILED, f"{type(exc).__name__} in the step", counts)
+        self.counts.update(counts)
+        self.observe_step_s(time.perf_counter() - t0)
+        return result
 
-    def _process(self, item: Item) -> Result:
+    def _batch(self, items: list[Item], counts: Counter) -> list[Result]:
+        results: list[Result | None] = [None] * len(items)
+        states: dict[bytes, PatientState | None] = {}
+        unreadable: set[bytes] = set()
+        steps: list[tuple[int, Any, str | None, str | None]] = []  # (item index, message, bed, monitor)
+        for i, item in enumerate(items):
+            counts[f"in:{item.topic}"] += 1
+            try:
+                message, bed, monitor = self._decode(item)
+                if item.key not in states:
+                    states[item.key], bad = self._load_or_reset(item.key, item.state_bytes, counts)
+                    if bad:
+                        unreadable.add(item.key)
+                if states[item.key] is None and item.topic != self.settings.topic_waveforms:
+                    raise MessageError(Reason.MSG_UNKNOWN_PATIENT,
+                                       f"{type(message).__name__.lower()} for a patient without state")
+            except MessageError as exc:
+                results[i] = self._dead(item, exc.reason, exc.detail, counts)
+                continue
+            except ChunkError as exc:
+                results[i] = self._dead(item, Reason.MSG_INVALID, str(exc), counts)
+                continue
+            if states[item.key] is None:
+                states[item.key] = self.pipeline.new_state()  # what step(None, chunk) starts from
+            steps.append((i, message, bed, monitor))
+        outputs = self.pipeline.step_many(states, [(items[i].key, m) for i, m, _, _ in steps])
+        last: dict[bytes, int] = {}  # key -> item index of its last stepped message
+        changed: set[bytes] = set(unreadable)
+        waves: dict[bytes, tuple[str | None, str | None]] = {}  # key -> (bed, monitor) of its last chunk
+        for (i, _, bed, monitor), outs in zip(steps, outputs):
+            item = items[i]
+            results[i], applied = self._result(item, outs, bed, monitor, item.key in unreadable - last.keys(), counts)
+            if applied:
+                changed.add(item.key)
+            if item.topic == self.settings.topic_waveforms:
+                waves[item.key] = (bed, monitor)
+            last[item.key] = i
+        for key, i in last.items():
+            state = states[key]
+            if key in changed:
+                new = state_to_bytes(state)
+                self._cache[key] = (new, state)
+                results[i].new_state = new
+            if not state.held:
+                self._held.pop(key, None)
+            elif key in waves:
+                self._held[key] = (time.monotonic(), *waves[key])
+        return results
+
+    def _decode(self, item: Item) -> tuple[Any, str | None, str | None]:
+        """The step message of an item and its bed and monitor; raises MessageError or ChunkError."""
         if item.topic == self.settings.topic_waveforms:
-            wave = self._decoded.pop(id(item), None) or decode_waveform(item.value, self.limits, self.clock())
+            wave = decode_waveform(item.value, self.limits, self.clock())
             patient, message, bed, monitor = wave.patient_id, wave.message, wave.bed, wave.monitor_id
         else:
             cmd = decode_command(item.value, self.limits, self.clock())
             patient, message, bed, monitor = cmd.patient_id, cmd.command, None, None
         if item.key is None or item.key.decode("utf-8", "replace") != patient:
             raise MessageError(Reason.MSG_INVALID, "message key is not the patient_id")
-        state, unreadable = self._load_or_reset(item.key, item.state_bytes)
-        if state is None and item.topic != self.settings.topic_waveforms:
-            raise MessageError(Reason.MSG_UNKNOWN_PATIENT, f"{type(message).__name__.lower()} for a patient without state")
-        state, outputs = self.pipeline.step(state, message)
-        if state.held:
-            if item.topic == self.settings.topic_waveforms:
-                self._held[item.key] = (time.monotonic(), bed, monitor)
-        else:
-            self._held.pop(item.key, None)
-        return self._result(item, patient, state, outputs, bed, monitor, unreadable)
+        self.pipeline.check(message)
+        return message, bed, monitor
 
     def idle_held(self, idle_s: float) -> list[bytes]:
         """Patients whose chunks have been held for ``idle_s`` (wall) without a newer chunk of theirs."""
@@ -170,14 +196,20 @@ class Processor:
             if state is None or not state.held:
                 return Result()
             state, outputs = self.pipeline.step(state, Flush())
-            return self._result(item, key.decode("utf-8", "replace"), state, outputs, bed, monitor)
+            result, _ = self._result(item, outputs, bed, monitor, False, self.counts)
+            result.new_state = state_to_bytes(state)
+            self._cache[key] = (result.new_state, state)
+            return result
         except Exception:  # noqa: BLE001 - the chunks stay held; the next message of the patient goes on
             log.exception("flush of held chunks failed")
             self._cache.pop(key, None)
             return Result()
 
-    def _result(self, item: Item, patient: str, state: PatientState, outputs: list, bed: str | None,
-                monitor: str | None, unreadable: bool = False) -> Result:
+    def _result(self, item: Item, outputs: list, bed: str | None, monitor: str | None, unreadable: bool,
+                counts: Counter) -> tuple[Result, bool]:
+        """The sends of one message's outputs, and whether the message changed the patient's state (all
+        but a repeat: a repeat leaves the table alone)."""
+        patient = item.key.decode("utf-8", "replace")
         now = self.clock()
         result = Result()
         duplicate = False
@@ -190,27 +222,22 @@ class Processor:
                 result.sends.append(("estimates", item.key, dumps(doc)))
                 if self.settings.fhir_output:  # the same document, as a FHIR R4 Observation (pure mapping)
                     result.sends.append(("fhir", item.key, dumps(observation(doc))))
-                self.counts["estimates"] += 1
-                self.counts[f"validity:{doc['validity']}"] += 1
+                counts["estimates"] += 1
+                counts[f"validity:{doc['validity']}"] += 1
             elif isinstance(out, DeadLetter):  # the step's verdict on this message (e.g. msg_late)
-                result.sends += self._dead(item, out.reason, out.detail).sends
+                result.sends += self._dead(item, out.reason, out.detail, counts).sends
             elif isinstance(out, Event):
                 duplicate |= out.kind == EventKind.DUPLICATE_IGNORED
                 result.sends.append(("events", item.key, dumps(event_doc(patient, out, published_at_s=now))))
-                self.counts[f"event:{out.kind.value}"] += 1
-        if duplicate and not unreadable:
-            return result  # nothing was applied; the table keeps its value
-        new = state_to_bytes(state)
-        self._cache[item.key] = (new, state)
-        result.new_state = new
-        return result
+                counts[f"event:{out.kind.value}"] += 1
+        return result, not duplicate or unreadable
 
-    def _load_or_reset(self, key: bytes, data: bytes | None) -> tuple[PatientState | None, bool]:
+    def _load_or_reset(self, key: bytes, data: bytes | None, counts: Counter) -> tuple[PatientState | None, bool]:
         """The patient's state, or a fresh one (True) when the stored bytes cannot be read by this code."""
         try:
             return self._load(key, data), False
         except StateError:
-            self.counts["state:unreadable"] += 1
+            counts["state:unreadable"] += 1
             log.warning("unreadable patient state on a message; that patient is reset")
             state = self.pipeline.new_state()
             for name, value in salvage_counters(data).items():
@@ -227,9 +254,9 @@ class Processor:
         self._cache[key] = (data, state)
         return state
 
-    def _dead(self, item: Item, reason: Reason | str, detail: str) -> Result:
+    def _dead(self, item: Item, reason: Reason | str, detail: str, counts: Counter) -> Result:
         reason_text = getattr(reason, "value", reason)
-        self.counts[f"deadletter:{reason_text}"] += 1
+        counts[f"deadletter:{reason_text}"] += 1
         log.warning("dead-letter %s from %s[%s]@%s: %s", reason_text, item.topic, item.partition, item.offset,
                     detail[:200])  # no patient identifiers in logs: topic/partition/offset only
         doc = deadletter_doc(reason, detail, topic=item.topic, partition=item.partition, offset=item.offset,

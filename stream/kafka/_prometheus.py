@@ -46,7 +46,7 @@ class ServiceMetrics:
         self.processor, self.table, self.app = processor, table, app
         self.registry = CollectorRegistry(auto_describe=False)
         self.step_latency = Histogram("bpstream_step_latency_seconds",
-                                      "wall time of one message's step in the executor (decode, step, encode)",
+                                      "wall time of one message's step in the executor (decode, step, encode; a batch's time over its messages)",
                                       buckets=STEP_BUCKETS_S, registry=self.registry)
         processor.observe_step_s = self.step_latency.observe
         self.registry.register(_Collector(self))
