@@ -7,7 +7,7 @@ from ._abp import JSQI_BEAT_TO_BEAT, JSQI_LIMITS, Beats, abp_beats, abp_onsets, 
 from ._abp_events import EVENT_THRESHOLDS, AbpEvent, abp_events
 from ._abp_measures import AbpMeasures, measure_abp
 from ._errors import BpstreamError
-from ._cuff import CUFF_LIMITS, CuffFilter, CuffReading, cuff_plausibility, cuff_reference, pair_window
+from ._cuff import CUFF_LIMITS, CuffReading, cuff_plausibility, cuff_reference
 from ._label_crossmodal import CROSSMODAL_THRESHOLDS, ppg_abp_correlation
 from ._label_quality import EVENT_HOLD_S, LabelFilter
 from ._input_filter import InputFilter
@@ -32,11 +32,9 @@ __all__ = [
     "AbpMeasures",
     "measure_abp",
     "CUFF_LIMITS",
-    "CuffFilter",
     "CuffReading",
     "cuff_plausibility",
     "cuff_reference",
-    "pair_window",
     "Beats",
     "abp_beats",
     "abp_onsets",

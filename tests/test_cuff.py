@@ -1,4 +1,6 @@
-"""Cuff labels: plausibility, duplicates, stale/future readings, pairing with a window; real MIMIC cuff numerics."""
+"""Calibration readings: plausibility and future readings (``filters.cuff_reference``, the one cuff path: the
+step's ``Gates.cuff`` calls it); real MIMIC cuff numerics. Pairing with a window, staleness against the
+patient's history and duplicate command ids are the step's: tests/test_step.py and tests/test_order_commands.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpstream.filters import CuffFilter, CuffReading, Reason, Reference, cuff_plausibility, cuff_reference, pair_window
+from bpstream.filters import CuffReading, Reason, Reference, cuff_plausibility, cuff_reference
 
 MIMIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "mimic-samples"
 
@@ -41,47 +43,33 @@ def test_plausibility(sbp, dbp, mp, ok):
         assert cuff_plausibility(sbp, dbp, mp) == (Reason.CUFF_IMPLAUSIBLE,)
 
 
-def test_stale_and_future():
+def test_future_and_not_finite():
     r = CuffReading("c1", t_s=1000.0, sbp_mmhg=110, dbp_mmhg=60, map_mmhg=77)
     assert cuff_reference(r, stream_t_s=1005.0).usable
-    assert cuff_reference(r, stream_t_s=1000.0 + 301).reasons == (Reason.CUFF_STALE,)
-    assert cuff_reference(r, stream_t_s=1000.0 - 11).reasons == (Reason.CUFF_FUTURE,)
-    assert cuff_reference(r, stream_t_s=float("nan")).reasons == (Reason.CUFF_STALE,)
+    assert cuff_reference(r, stream_t_s=1000.0 - 600).usable  # up to the horizon ahead: waits for its window
+    assert cuff_reference(r, stream_t_s=1000.0 - 601).reasons == (Reason.CUFF_FUTURE,)
+    assert cuff_reference(r, stream_t_s=1000.0 - 11, max_future_s=10.0).reasons == (Reason.CUFF_FUTURE,)
+    assert cuff_reference(r, stream_t_s=None).usable  # no stream yet: nothing is in the future
+    assert cuff_reference(CuffReading("c2", float("nan"), 110, 60), stream_t_s=10.0).reasons == (Reason.CUFF_STALE,)
     ok = cuff_reference(r, stream_t_s=1100.0)
     assert (ok.sbp_mmhg, ok.dbp_mmhg, ok.map_mmhg, ok.source, ok.t_s) == (110.0, 60.0, 77.0, "cuff", 1000.0)
+    art = cuff_reference(CuffReading("c3", 5.0, 131, 70, None, source="arterial"), stream_t_s=5.0)
+    assert art.usable and art.source == "arterial" and art.map_mmhg is None  # no MAP invented
+    bad = cuff_reference(CuffReading("c4", 5.0, 300, 70), stream_t_s=-1e9)
+    assert bad.reasons == (Reason.CUFF_IMPLAUSIBLE, Reason.CUFF_FUTURE) and bad.sbp_mmhg is None
 
 
-def test_pairing_with_windows():
-    starts = np.arange(0.0, 100.0, 2.0)
-    ends = starts + 10.0
-    k = pair_window(55.0, starts, ends)
-    assert starts[k] <= 55.0 <= ends[k] and abs(starts[k] + 5 - 55.0) <= 1.0
-    assert pair_window(500.0, starts, ends) == -1
-    assert pair_window(5.0, [], []) == -1
-    r = CuffReading("c1", t_s=55.0, sbp_mmhg=110, dbp_mmhg=60)
-    ref = cuff_reference(r, stream_t_s=60.0, window_start_s=starts, window_end_s=ends)
-    assert ref.usable and ref.extras["window_index"] == float(k)
-    ref = cuff_reference(r, stream_t_s=60.0, window_start_s=starts[:5], window_end_s=ends[:5])
-    assert not ref.usable and ref.reasons == (Reason.CUFF_NO_WINDOW,)
+def test_the_step_rejects_with_the_same_reasons():
+    """Gates.cuff (the step's) is cuff_reference: its first reason, or the label."""
+    from bpstream.stream.core import Calibrate, Gates
 
-
-def test_duplicates_and_state():
-    f = CuffFilter()
-    r = CuffReading("cmd-7", t_s=100.0, sbp_mmhg=110, dbp_mmhg=60)
-    assert f.update(r, 100.0).usable
-    again = f.update(r, 101.0)
-    assert not again.usable and again.reasons == (Reason.CUFF_DUPLICATE,)
-    g = CuffFilter.from_bytes(f.to_bytes())
-    assert g.update(r, 102.0).reasons == (Reason.CUFF_DUPLICATE,)
-    assert g.update(CuffReading("cmd-8", 100.0, 112, 61), 102.0).usable
-    small = CuffFilter(remember=2)
-    for i in range(3):
-        small.update(CuffReading(f"id{i}", 100.0, 110, 60), 100.0)
-    assert small.update(CuffReading("id0", 100.0, 110, 60), 100.0).usable  # forgotten after 2 newer ids
-    assert len(small.to_bytes()) < 64
-    for bad in (b"", b"abc", small.to_bytes()[:-1]):
-        with pytest.raises(ValueError):
-            CuffFilter.from_bytes(bad)
+    g = Gates()
+    for cmd, t in [(Calibrate("a", 100.0, 120, 80, 93), 90.0), (Calibrate("b", 100.0, 120, 80, 125), 90.0),
+                   (Calibrate("c", 1000.0, 120, 80), 90.0), (Calibrate("d", float("inf"), 120, 80), 90.0)]:
+        label, reason = g.cuff(cmd, t, 600.0)
+        ref = cuff_reference(CuffReading(cmd.command_id, cmd.measured_at_s, cmd.sbp_mmhg, cmd.dbp_mmhg, cmd.map_mmhg),
+                             stream_t_s=t, max_future_s=600.0)
+        assert (label, reason) == ((ref, None) if ref.usable else (None, ref.reasons[0]))
 
 
 def _numerics(pattern: str):
@@ -98,8 +86,7 @@ def _numerics(pattern: str):
 def test_real_mimic_cuff_readings():
     """Real cuff numerics: s00001 is a stable patient, s25047 has impossible rows (MAP > SBP, DBP < 20)."""
     rows, dt = _numerics("mimic2_s00001/*n.hea")
-    f = CuffFilter()
-    refs = [f.update(CuffReading(f"s1-{i}", i * dt, *row), i * dt + 30.0) for i, row in enumerate(rows)]
+    refs = [cuff_reference(CuffReading(f"s1-{i}", i * dt, *row), stream_t_s=i * dt + 30.0) for i, row in enumerate(rows)]
     assert np.mean([r.usable for r in refs]) >= 0.95
     rows, dt = _numerics("mimic2_s25047/*n.hea")
     bad = [cuff_plausibility(*row) for row in rows]
@@ -120,8 +107,7 @@ def test_real_mimic_cuff_readings():
     cid=st.text(max_size=20),
 )
 def test_never_raises(sbp, dbp, mp, t, now, cid):
-    f = CuffFilter()
-    r = f.update(CuffReading(cid, t, sbp, dbp, mp), now, [0.0], [10.0])
+    r = cuff_reference(CuffReading(cid, t, sbp, dbp, mp), stream_t_s=now)
     assert isinstance(r, Reference) and (r.usable or r.reasons)
     assert all(isinstance(q, Reason) for q in r.reasons)
     if r.usable:

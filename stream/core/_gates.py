@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bpstream.filters import stateful
-from bpstream.filters import InputFilter, LabelFilter, Reason, Reference, Window, abp_reference, cuff_plausibility
+from bpstream.filters import CuffReading, InputFilter, LabelFilter, Reason, Reference, Window, abp_reference, cuff_reference
 
 if TYPE_CHECKING:
     from ._messages import Calibrate
@@ -76,22 +76,12 @@ class Gates:
                                          measures=measures)
 
     def cuff(self, cmd: "Calibrate", stream_t_s: float | None, horizon_s: float) -> tuple[Reference | None, Reason | None]:
-        """A calibration command's label, or None and the reason it is rejected.
-
-        Hard plausibility limits only (hypotension is kept); a reading further than ``horizon_s`` ahead of
-        the patient's stream is rejected as future; nearer ones wait for their window in the step. MAP
-        stays None when the reading gave none (an arterial MAP is an area mean; we do not invent one).
-        """
-        why = cuff_plausibility(cmd.sbp_mmhg, cmd.dbp_mmhg, cmd.map_mmhg)
-        if why:
-            return None, why[0]
-        if not np.isfinite(cmd.measured_at_s):
-            return None, Reason.CUFF_STALE
-        if stream_t_s is not None and cmd.measured_at_s > stream_t_s + horizon_s:
-            return None, Reason.CUFF_FUTURE
-        mp = None if cmd.map_mmhg is None else float(cmd.map_mmhg)
-        return Reference(float(cmd.sbp_mmhg), float(cmd.dbp_mmhg), mp, usable=True, t_s=float(cmd.measured_at_s),
-                         source=cmd.source), None
+        """A calibration command's label, or None and the reason it is rejected (``filters.cuff_reference``:
+        hard plausibility limits only, hypotension kept; not finite or more than ``horizon_s`` ahead of
+        the patient's stream). Nearer readings wait for their window in the step."""
+        reading = CuffReading(cmd.command_id, cmd.measured_at_s, cmd.sbp_mmhg, cmd.dbp_mmhg, cmd.map_mmhg, cmd.source)
+        label = cuff_reference(reading, stream_t_s=stream_t_s, max_future_s=horizon_s)
+        return (label, None) if label.usable else (None, label.reasons[0])
 
 
 def _finite_or_none(x: float) -> float | None:
