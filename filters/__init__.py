@@ -14,7 +14,7 @@ from ._input_filter import InputFilter
 from ._beats import sosfiltfilt_rows
 from ._input_quality import DEFAULT_THRESHOLDS, InputQuality, QualityThresholds, input_quality, measure_input
 from ._resample import CausalResampler, antialias_sos
-from ._stateful import migrate, migrates, register_state, state_class, stateful, tag_of
+from ._stateful import migrate, migrates, register_state, renames, state_class, stateful, tag_of
 from ._types import Chunk, Reason, Reference, Role, Window
 from ._window import ChunkError, Windower
 
@@ -56,6 +56,7 @@ __all__ = [
     "stateful",
     "migrate",
     "register_state",
+    "renames",
     "state_class",
     "tag_of",
     "DEFAULT_THRESHOLDS",

@@ -109,7 +109,7 @@ def reference_from_beats(
 
 def abp_reference(
     abp,
-    sampling_rate: float = 125.0,
+    fs_hz: float = 125.0,
     *,
     t_s: float | None = None,
     min_good_fraction: float = 0.8,
@@ -131,7 +131,7 @@ def abp_reference(
         return Reference(None, None, None, usable=False, reasons=(Reason.ABP_MISSING,), t_s=t_s)
     if not np.isfinite(x).all():
         return Reference(None, None, None, usable=False, reasons=(Reason.ABP_NAN,), t_s=t_s)
-    beats = abp_beats(x, sampling_rate)
+    beats = abp_beats(x, fs_hz)
     return reference_from_beats(
         beats, min_good_fraction=min_good_fraction, min_good_beats=min_good_beats, t_s=t_s
     )

@@ -67,10 +67,10 @@ class Beats:
         return cls(i, i, f, f, f, f, f, f, np.zeros(0, dtype=bool))
 
 
-def abp_beats(abp, sampling_rate: float = 125.0, onsets: np.ndarray | None = None) -> Beats:
+def abp_beats(abp, fs_hz: float = 125.0, onsets: np.ndarray | None = None) -> Beats:
     """Per-beat pressures of every complete beat (onset to next onset); see :class:`Beats`."""
     x = as_1d(abp)
-    fs = float(sampling_rate) if np.isfinite(sampling_rate) and sampling_rate > 0 else 0.0
+    fs = float(fs_hz) if np.isfinite(fs_hz) and fs_hz > 0 else 0.0
     if onsets is None:
         on = abp_onsets(x, fs)  # strictly increasing, inside the input
     else:
@@ -79,9 +79,9 @@ def abp_beats(abp, sampling_rate: float = 125.0, onsets: np.ndarray | None = Non
     return beats_from_onsets(x, on, fs)
 
 
-def beats_from_onsets(x: np.ndarray, on: np.ndarray, sampling_rate: float) -> Beats:
+def beats_from_onsets(x: np.ndarray, on: np.ndarray, fs_hz: float) -> Beats:
     """Per-beat pressures of ``x`` (1-D, mmHg) between strictly increasing onset indices ``on``."""
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     if on.size < 2 or not fs > 0:
         return Beats.empty()
     n = x.shape[0]
@@ -129,10 +129,10 @@ def beats_from_onsets(x: np.ndarray, on: np.ndarray, sampling_rate: float) -> Be
     )
 
 
-def beats_batch(x: np.ndarray, onsets: list[np.ndarray], sampling_rate: float) -> list[Beats]:
+def beats_batch(x: np.ndarray, onsets: list[np.ndarray], fs_hz: float) -> list[Beats]:
     """:func:`beats_from_onsets` of every row of ``x`` (n_windows, n_samples) in one pass over the
     flattened batch (row ``i`` gives the same numbers as ``beats_from_onsets(x[i], onsets[i])``)."""
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     n_rows, n = x.shape
     rows = [i for i in range(n_rows) if onsets[i].size >= 2]
     out = [Beats.empty() for _ in range(n_rows)]

@@ -74,18 +74,18 @@ class EventMeasures(NamedTuple):
     non_pulsatile_runs: np.ndarray  # (k, 2) core runs without a pulse (ramps removed)
 
 
-def pulsatility_mmhg(x: np.ndarray, sampling_rate: float) -> np.ndarray:
+def pulsatility_mmhg(x: np.ndarray, fs_hz: float) -> np.ndarray:
     """Centred rolling peak-to-peak over 2 s (per sample, mmHg), along the last axis."""
-    w = max(3, int(round(EVENT_THRESHOLDS["pulse_window_s"] * sampling_rate)))
+    w = max(3, int(round(EVENT_THRESHOLDS["pulse_window_s"] * fs_hz)))
     return maximum_filter1d(x, w, axis=-1, mode="nearest") - minimum_filter1d(x, w, axis=-1, mode="nearest")
 
 
-def event_measures(abp: np.ndarray, sampling_rate: float) -> list[EventMeasures]:
+def event_measures(abp: np.ndarray, fs_hz: float) -> list[EventMeasures]:
     """The patient-independent part of :func:`abp_events` for each row of a finite batch
     (n_windows, n_samples), filtered in one pass; rows are independent of each other."""
     T = EVENT_THRESHOLDS
     x = np.asarray(abp, dtype=np.float64)
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     w = max(3, int(round(T["pulse_window_s"] * fs)))
     with np.errstate(all="ignore"):
         xmax = x.max(axis=1)
@@ -111,7 +111,7 @@ def event_measures(abp: np.ndarray, sampling_rate: float) -> list[EventMeasures]
 
 def abp_events(
     abp: np.ndarray,
-    sampling_rate: float,
+    fs_hz: float,
     *,
     ref_sbp_mmhg: float | None = None,
     measures: EventMeasures | None = None,
@@ -123,7 +123,7 @@ def abp_events(
     them already. Input with non-finite samples gets no events (it is rejected as ABP_NAN).
     """
     x = np.asarray(abp, dtype=np.float64).reshape(-1)
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     if measures is None:  # (measures exist only for finite windows of at least 4 samples)
         if x.shape[0] < 4 or not fs > 0 or not np.isfinite(x).all():
             return []
@@ -235,7 +235,7 @@ def offset_steps(sbp: np.ndarray, dbp: np.ndarray, mean: np.ndarray) -> np.ndarr
     return hit.astype(np.int64)
 
 
-def upstroke_rate_hz(x: np.ndarray, sampling_rate: float, p2p: np.ndarray) -> float:
+def upstroke_rate_hz(x: np.ndarray, fs_hz: float, p2p: np.ndarray) -> float:
     """Steepest upstroke over the window (99th percentile of dP/dt, mmHg/s) per mmHg of pulse pressure.
 
     A shape measure that does not scale with amplitude: about 1/rise time. Over-damping (a low-pass
@@ -246,7 +246,7 @@ def upstroke_rate_hz(x: np.ndarray, sampling_rate: float, p2p: np.ndarray) -> fl
         return float("nan")
     d = np.diff(x)
     k = int(0.99 * (d.shape[0] - 1))
-    return float(np.partition(d, k)[k] * sampling_rate / pp)
+    return float(np.partition(d, k)[k] * fs_hz / pp)
 
 
 def is_damped(

@@ -33,14 +33,14 @@ class AbpMeasures(NamedTuple):
     spectra: Spectra | None  # ABP and PPG spectra for the cross-modal check; None without a usable PPG
 
 
-def measure_abp(abp: np.ndarray, sampling_rate: float, ppg: np.ndarray | None = None) -> list[AbpMeasures | None]:
+def measure_abp(abp: np.ndarray, fs_hz: float, ppg: np.ndarray | None = None) -> list[AbpMeasures | None]:
     """:class:`AbpMeasures` of each row of ``abp`` (n_windows, n_samples, mmHg); ``ppg``: the same
     windows' PPG (same shape) for the cross-modal spectra, or None. A row with non-finite samples, or
     a batch too short to hold a beat, gets None (the label filter rejects such a window first)."""
     x = np.asarray(abp, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"measure_abp: expected (n_windows, n_samples), got shape {x.shape}")
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     n_rows, n = x.shape
     ok = np.isfinite(x).all(axis=1)
     if n < 4 or not fs > 0 or not ok.any():

@@ -81,7 +81,7 @@ def _first_crossing(ssf: np.ndarray, lo: int, hi: int, thr) -> int:
     return lo + k if hit[k] else -1
 
 
-def abp_onsets(abp, sampling_rate: float = 125.0) -> np.ndarray:
+def abp_onsets(abp, fs_hz: float = 125.0) -> np.ndarray:
     """Beat onset sample indices of an arterial pressure waveform (mmHg), slope-sum detector.
 
     Low-pass (16 Hz), slope sum over 128 ms, threshold ``base/3 + 5 mmHg`` with ``base`` starting at
@@ -91,16 +91,16 @@ def abp_onsets(abp, sampling_rate: float = 125.0) -> np.ndarray:
     refractory period. Non-finite samples are interpolated for detection. Returns int64 indices.
     """
     x = as_1d(abp)
-    return abp_onsets_batch(x[None, :], sampling_rate)[0]
+    return abp_onsets_batch(x[None, :], fs_hz)[0]
 
 
-def abp_onsets_batch(abp: np.ndarray, sampling_rate: float = 125.0) -> list[np.ndarray]:
+def abp_onsets_batch(abp: np.ndarray, fs_hz: float = 125.0) -> list[np.ndarray]:
     """:func:`abp_onsets` of each row of ``abp`` (n_windows, n_samples); the filtering is batched,
     only the beat-by-beat threshold tracking runs per row. Row ``i`` equals ``abp_onsets(abp[i])``."""
     x = np.asarray(abp, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"abp_onsets_batch: expected (n_windows, n_samples), got shape {x.shape}")
-    fs = float(sampling_rate) if np.isfinite(sampling_rate) and sampling_rate > 0 else 0.0
+    fs = float(fs_hz) if np.isfinite(fs_hz) and fs_hz > 0 else 0.0
     n = x.shape[1]
     if fs <= 0 or n < max(8, int(_MIN_SAMPLES_S * fs)):
         return [np.zeros(0, dtype=np.int64) for _ in range(x.shape[0])]

@@ -144,11 +144,11 @@ class RRStats:
     median_rr_s: np.ndarray
 
 
-def rr_stats(beats: PeakSet, sampling_rate: float) -> RRStats:
+def rr_stats(beats: PeakSet, fs_hz: float) -> RRStats:
     n, t = beats.n, beats.n_samples
     counts = beats.counts()
     same = beats.rows[1:] == beats.rows[:-1]
-    rr = (beats.cols[1:] - beats.cols[:-1])[same] / sampling_rate
+    rr = (beats.cols[1:] - beats.cols[:-1])[same] / fs_hz
     g = beats.rows[1:][same]
     n_rr = np.bincount(g, minlength=n)
     with np.errstate(all="ignore"):
@@ -169,8 +169,8 @@ def rr_stats(beats: PeakSet, sampling_rate: float) -> RRStats:
         med[gs[starts]] = 0.5 * (rs[lo] + rs[hi])
     first = _seg_reduce(np.minimum, beats.cols.astype(float), beats.rows, n, np.nan)
     last = _seg_reduce(np.maximum, beats.cols.astype(float), beats.rows, n, np.nan)
-    edge = np.fmax(first, (t - 1) - last) / sampling_rate
-    gap = np.where(counts > 0, np.fmax(np.nan_to_num(rr_max, nan=0.0), edge), t / sampling_rate)
+    edge = np.fmax(first, (t - 1) - last) / fs_hz
+    gap = np.where(counts > 0, np.fmax(np.nan_to_num(rr_max, nan=0.0), edge), t / fs_hz)
     return RRStats(counts.astype(np.int64), np.where(n_rr > 0, hr, np.nan), np.where(n_rr > 0, ratio, np.nan), gap, med)
 
 

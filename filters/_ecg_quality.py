@@ -54,12 +54,12 @@ class EcgQuality:
     bas_sqi: np.ndarray
 
 
-def _clean(x: np.ndarray, sampling_rate: float) -> np.ndarray:
-    return filt(causal_sos("bandpass", 0.5, 40.0, 2, float(sampling_rate)), x, pad_n=int(sampling_rate))
+def _clean(x: np.ndarray, fs_hz: float) -> np.ndarray:
+    return filt(causal_sos("bandpass", 0.5, 40.0, 2, float(fs_hz)), x, pad_n=int(fs_hz))
 
 
-def _detector_a(x: np.ndarray, sampling_rate: float) -> PeakSet:
-    fs = float(sampling_rate)
+def _detector_a(x: np.ndarray, fs_hz: float) -> PeakSet:
+    fs = float(fs_hz)
     bp = filt(causal_sos("bandpass", 5.0, 15.0, 2, fs), x, pad_n=int(0.25 * fs))
     d = np.zeros_like(bp)
     d[:, 1:] = np.diff(bp, axis=1)
@@ -74,8 +74,8 @@ def _detector_a(x: np.ndarray, sampling_rate: float) -> PeakSet:
     return pick_peaks(mwi, thr, int(round(0.2 * fs)))
 
 
-def _detector_b(x: np.ndarray, sampling_rate: float) -> tuple[PeakSet, np.ndarray]:
-    fs = float(sampling_rate)
+def _detector_b(x: np.ndarray, fs_hz: float) -> tuple[PeakSet, np.ndarray]:
+    fs = float(fs_hz)
     bp = np.abs(filt(causal_sos("bandpass", 8.0, 25.0, 2, fs), x, pad_n=int(0.25 * fs)))
     env = moving_mean(bp, int(round(0.04 * fs)))
     n, t = env.shape
@@ -90,10 +90,10 @@ def _detector_b(x: np.ndarray, sampling_rate: float) -> tuple[PeakSet, np.ndarra
     return pick_peaks(env, thr, int(round(0.25 * fs))), bp
 
 
-def ecg_peaks(ecg: np.ndarray, sampling_rate: float = 125.0) -> tuple[PeakSet, PeakSet]:
+def ecg_peaks(ecg: np.ndarray, fs_hz: float = 125.0) -> tuple[PeakSet, PeakSet]:
     """R peaks of both detectors (A, B), each moved to the largest |8-25 Hz| sample within
     -150..+50 ms (undoing the detectors' causal delays). ``ecg``: finite (n, T) array in mV."""
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     a = _detector_a(ecg, fs)
     b, qrs = _detector_b(ecg, fs)
     lo, hi = int(round(0.15 * fs)), int(round(0.05 * fs))
@@ -107,12 +107,12 @@ def _bas_bands(t: int, fs: float) -> tuple[np.ndarray, int, int]:
     return np.hanning(t)[None, :], int(np.sum(f <= 1.0)), int(np.sum(f <= 40.0))
 
 
-def bas_sqi(ecg: np.ndarray, sampling_rate: float = 125.0) -> np.ndarray:
+def bas_sqi(ecg: np.ndarray, fs_hz: float = 125.0) -> np.ndarray:
     """1 - power(0-1 Hz) / power(0-40 Hz) of the raw ECG per window (mean removed, Hann)."""
     n, t = ecg.shape
     if t < 4:
         return np.full(n, np.nan)
-    win, n_low, n_tot = _bas_bands(t, float(sampling_rate))
+    win, n_low, n_tot = _bas_bands(t, float(fs_hz))
     x = ecg - ecg.mean(axis=1, keepdims=True)
     spec = np.fft.rfft(x * win, axis=1)[:, :n_tot]
     p = spec.real**2 + spec.imag**2
@@ -131,10 +131,10 @@ def _kurtosis(x: np.ndarray) -> np.ndarray:
         return np.where(m2 > 0, m4 / (m2 * m2), np.nan)
 
 
-def ecg_quality(ecg: np.ndarray, sampling_rate: float = 125.0) -> EcgQuality:
+def ecg_quality(ecg: np.ndarray, fs_hz: float = 125.0) -> EcgQuality:
     """Quality measures of finite ECG windows (n, T) in mV. Non-finite samples must be replaced
     beforehand (the integrity check reports them); see ``bpstream.filters.input_quality``."""
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     n, t = ecg.shape
     a, b = ecg_peaks(ecg, fs)
     na, nb = a.counts(), b.counts()

@@ -1,4 +1,4 @@
-"""Per-patient streaming input gate: ``InputFilter(sampling_rate=125).update(ecg, ppg)``.
+"""Per-patient streaming input gate: ``InputFilter(fs_hz=125).update(ecg, ppg)``.
 
 Keeps a small causal state: a running PPG beat template (HR-normalized, TEMPLATE_POINTS values)
 and a running PPG beat amplitude, both learned only from windows that pass every rule. Windows of
@@ -13,7 +13,7 @@ State (scikit-learn style: learned attributes end in ``_``; numpy arrays and sca
 
 from __future__ import annotations
 
-from ._stateful import stateful
+from ._stateful import renames, stateful
 
 import io
 import math
@@ -42,11 +42,11 @@ def _z_of(data: bytes) -> np.ndarray:
 _STATE = ("template_", "n_template_updates_", "log_amplitude_", "n_mismatch_", "n_windows_")
 
 
-@stateful("filters.input_filter", version=1)
+@stateful("filters.input_filter", version=2)  # v2: sampling_rate -> fs_hz
 class InputFilter:
     """Stateful input-quality gate for one patient.
 
-    Parameters: ``sampling_rate`` (Hz of the windows), ``thresholds``, ``template_alpha`` (weight
+    Parameters: ``fs_hz`` (Hz of the windows), ``thresholds``, ``template_alpha`` (weight
     of a new accepted window in the running template and amplitude), ``reseed_after`` (after this
     many consecutive windows that pass everything except the running-template match, the template
     is replaced by the current beat shape: a lasting change of morphology cannot lock a patient out).
@@ -54,12 +54,12 @@ class InputFilter:
 
     def __init__(
         self,
-        sampling_rate: float = 125.0,
+        fs_hz: float = 125.0,
         thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
         template_alpha: float = 0.1,
         reseed_after: int = 15,
     ):
-        self.sampling_rate = sampling_rate
+        self.fs_hz = fs_hz
         self.thresholds = thresholds
         self.template_alpha = template_alpha
         self.reseed_after = reseed_after
@@ -78,7 +78,7 @@ class InputFilter:
         the windows that pass. ``measures``: ``measure_input`` of exactly these windows at this
         filter's rate and thresholds, when already computed (e.g. batched across patients)."""
         th = self.thresholds
-        m = measures if measures is not None else measure_input(ecg, ppg, self.sampling_rate, th)
+        m = measures if measures is not None else measure_input(ecg, ppg, self.fs_hz, th)
         n = len(m)
         pq = m.ppg
         own = pq.own_template_corr.tolist()
@@ -155,3 +155,6 @@ class InputFilter:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             state = {k: z[k] for k in _STATE}
         return cls(**params).load_state_dict({k: (v if k == "template_" else v.item()) for k, v in state.items()})
+
+
+renames("filters.input_filter", from_version=1, old="sampling_rate", new="fs_hz")

@@ -1,6 +1,6 @@
 """Input (ECG + PPG) quality per window: one batched function and one return type.
 
-``input_quality(ecg, ppg, sampling_rate=125.0)`` takes arrays shaped (n_windows, n_samples) (or one
+``input_quality(ecg, ppg, fs_hz=125.0)`` takes arrays shaped (n_windows, n_samples) (or one
 window as a 1-D array), ECG in mV and PPG in the monitor's raw units, and returns an
 ``InputQuality`` of per-window arrays. It never raises on NaN, inf, constant, empty or very short
 input; such windows are rejected with a reason. The per-patient streaming wrapper with a running
@@ -135,14 +135,14 @@ class InputQuality:
         return out
 
 
-def measure_input(ecg: object, ppg: object, sampling_rate: float = 125.0, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> InputMeasures:
+def measure_input(ecg: object, ppg: object, fs_hz: float = 125.0, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> InputMeasures:
     """Measure a batch; ``ecg`` and ``ppg`` must hold the same number of windows."""
     e, p = as_windows(ecg), as_windows(ppg)
     if e.shape[0] != p.shape[0]:
         raise ValueError(f"ecg has {e.shape[0]} windows but ppg has {p.shape[0]}")
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     if not np.isfinite(fs) or fs <= 0:
-        raise ValueError(f"sampling_rate must be a positive number, got {sampling_rate!r}")
+        raise ValueError(f"fs_hz must be a positive number, got {fs_hz!r}")
     with np.errstate(all="ignore"):  # NaN/inf/subnormal input is judged, never warned about
         ie, e_ok = integrity_and_clean(e, fs, flat_min_s=thresholds.flat_min_s)
         ip, p_ok = integrity_and_clean(p, fs, flat_min_s=thresholds.flat_min_s)
@@ -265,7 +265,7 @@ def decide_input(
 def input_quality(
     ecg: object,
     ppg: object,
-    sampling_rate: float = 125.0,
+    fs_hz: float = 125.0,
     *,
     ppg_template: np.ndarray | None = None,
     thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
@@ -274,7 +274,7 @@ def input_quality(
 
     ``ppg_template`` (TEMPLATE_POINTS values, or one row per window) is a reference beat; the PPG
     template rule then needs both the own-template and this correlation >= 0.86."""
-    m = measure_input(ecg, ppg, sampling_rate, thresholds)
+    m = measure_input(ecg, ppg, fs_hz, thresholds)
     tc = None
     if ppg_template is not None:
         with np.errstate(all="ignore"):

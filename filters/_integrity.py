@@ -65,9 +65,9 @@ def run_cover(mask: np.ndarray, min_len: int) -> np.ndarray:
     return spread.astype(bool)
 
 
-def signal_integrity(x: np.ndarray, sampling_rate: float = 125.0, flat_min_s: float = 0.12, clip_min_s: float = 0.08, clip_band: float = 0.01) -> Integrity:
-    """Raw integrity measures of windows ``x`` (n_windows, n_samples) sampled at ``sampling_rate``."""
-    return integrity_and_clean(x, sampling_rate, flat_min_s, clip_min_s, clip_band)[0]
+def signal_integrity(x: np.ndarray, fs_hz: float = 125.0, flat_min_s: float = 0.12, clip_min_s: float = 0.08, clip_band: float = 0.01) -> Integrity:
+    """Raw integrity measures of windows ``x`` (n_windows, n_samples) sampled at ``fs_hz``."""
+    return integrity_and_clean(x, fs_hz, flat_min_s, clip_min_s, clip_band)[0]
 
 
 def _amplitude(x: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,7 +79,7 @@ def _amplitude(x: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def integrity_and_clean(
     x: np.ndarray,
-    sampling_rate: float = 125.0,
+    fs_hz: float = 125.0,
     flat_min_s: float = 0.12,
     clip_min_s: float = 0.08,
     clip_band: float = 0.01,
@@ -118,7 +118,7 @@ def integrity_and_clean(
     if t >= 2:
         step = np.abs(np.diff(xf, axis=1))
         still = (step <= tol[:, None]) & finite[:, 1:] & finite[:, :-1]
-        flat_steps = max(1, int(np.ceil(flat_min_s * sampling_rate)) - 1)
+        flat_steps = max(1, int(np.ceil(flat_min_s * fs_hz)) - 1)
         cov = run_cover(still, flat_steps)
         flat_samples = np.zeros((n, t), dtype=bool)
         flat_samples[:, 1:] |= cov
@@ -129,7 +129,7 @@ def integrity_and_clean(
         band = (clip_band * (top - bot))[:, None]
         at_ext = (xf >= top[:, None] - band) | (xf <= bot[:, None] + band)
         at_ext &= finite
-        clip_n = max(2, int(np.ceil(clip_min_s * sampling_rate)))
+        clip_n = max(2, int(np.ceil(clip_min_s * fs_hz)))
         clip_samples = run_cover(at_ext, clip_n)
         # a plateau that fills a whole flat window is "flat", not "clipped"
         clipped_fraction = np.where(amp > 0, clip_samples.mean(axis=1), 0.0)

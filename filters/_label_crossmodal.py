@@ -26,7 +26,7 @@ CROSSMODAL_THRESHOLDS = {
 
 
 def ppg_abp_correlation(
-    ppg, abp, sampling_rate: float, *, hr_bpm: float | None = None, max_lag_s: float | None = None
+    ppg, abp, fs_hz: float, *, hr_bpm: float | None = None, max_lag_s: float | None = None
 ) -> float:
     """Largest normalised cross-correlation of PPG and ABP over lags within +-``max_lag_s``.
 
@@ -36,7 +36,7 @@ def ppg_abp_correlation(
     """
     a = np.asarray(abp, dtype=np.float64).reshape(-1)
     b = np.asarray(ppg, dtype=np.float64).reshape(-1)
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     n = min(a.shape[0], b.shape[0])
     if not fs > 0 or n < 8 or not (np.isfinite(a[:n]).all() and np.isfinite(b[:n]).all()):
         return float("nan")
@@ -56,13 +56,13 @@ class Spectra(NamedTuple):
     fs_hz: float
 
 
-def crossmodal_spectra(abp: np.ndarray, ppg: np.ndarray, sampling_rate: float,
+def crossmodal_spectra(abp: np.ndarray, ppg: np.ndarray, fs_hz: float,
                        max_lag_s: float | None = None) -> list[Spectra | None]:
     """The FFTs :func:`ppg_abp_correlation` needs, for each row of two batches (n_windows, n_samples)
     of equal shape, in one call; None for a row that cannot be correlated (non-finite samples)."""
     a = np.asarray(abp, dtype=np.float64)
     b = np.asarray(ppg, dtype=np.float64)
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     n = a.shape[1]
     ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
     if not fs > 0 or n < 8 or not ok.any():

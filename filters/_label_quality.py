@@ -12,7 +12,7 @@ How consumers read the result:
 
 from __future__ import annotations
 
-from ._stateful import stateful
+from ._stateful import renames, stateful
 
 import struct
 from functools import lru_cache
@@ -66,7 +66,7 @@ def _refs_median(rows: bytes, n_cols: int) -> tuple[float, ...]:
     return tuple(float(v) for v in np.median(r, axis=0))
 
 
-@stateful("filters.label_filter", version=1)
+@stateful("filters.label_filter", version=2)  # v2: sampling_rate -> fs_hz
 class LabelFilter:
     """Per-patient arterial label filter (river style: ``__init__`` stores parameters, state ends in ``_``).
 
@@ -78,7 +78,7 @@ class LabelFilter:
 
     def __init__(
         self,
-        sampling_rate: float = 125.0,
+        fs_hz: float = 125.0,
         *,
         buffer_beats: int = 32,
         ref_windows: int = 12,
@@ -88,7 +88,7 @@ class LabelFilter:
         min_good_beats: int = 5,
         gap_s: float = 5.0,
     ):
-        self.sampling_rate = sampling_rate
+        self.fs_hz = fs_hz
         self.buffer_beats = buffer_beats
         self.ref_windows = ref_windows
         self.ref_spacing_s = ref_spacing_s
@@ -162,7 +162,7 @@ class LabelFilter:
         ``measures``: this window's :func:`~bpstream.filters.measure_abp` row (with ``window.ppg``), when
         a batch measured it ahead; the label is the same either way."""
         t0, t1 = float(window.t_start_s), float(window.t_end_s)
-        fs = float(window.fs_hz) if window.fs_hz and np.isfinite(window.fs_hz) else float(self.sampling_rate)
+        fs = float(window.fs_hz) if window.fs_hz and np.isfinite(window.fs_hz) else float(self.fs_hz)
         if window.abp is None:
             return self._ref(None, None, None, False, [Reason.ABP_MISSING], t1)
         if (
@@ -297,3 +297,6 @@ class LabelFilter:
             source="arterial",
             extras=extras or {},
         )
+
+
+renames("filters.label_filter", from_version=1, old="sampling_rate", new="fs_hz")

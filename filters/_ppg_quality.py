@@ -45,12 +45,12 @@ class PpgQuality:
     n_template_beats: np.ndarray
 
 
-def _bandpass(ppg: np.ndarray, sampling_rate: float) -> np.ndarray:
-    return filt(causal_sos("bandpass", 0.5, 8.0, 2, float(sampling_rate)), ppg, pad_n=int(sampling_rate))
+def _bandpass(ppg: np.ndarray, fs_hz: float) -> np.ndarray:
+    return filt(causal_sos("bandpass", 0.5, 8.0, 2, float(fs_hz)), ppg, pad_n=int(fs_hz))
 
 
-def _peaks_of(bp: np.ndarray, sampling_rate: float) -> PeakSet:
-    fs = float(sampling_rate)
+def _peaks_of(bp: np.ndarray, fs_hz: float) -> PeakSet:
+    fs = float(fs_hz)
     n, t = bp.shape
     y = np.maximum(bp, 0.0)
     y = y * y
@@ -64,9 +64,9 @@ def _peaks_of(bp: np.ndarray, sampling_rate: float) -> PeakSet:
     return pick_peaks(feature, np.zeros(n), int(round(0.25 * fs)))
 
 
-def ppg_peaks(ppg: np.ndarray, sampling_rate: float = 125.0) -> PeakSet:
+def ppg_peaks(ppg: np.ndarray, fs_hz: float = 125.0) -> PeakSet:
     """Systolic peaks of finite PPG windows (n, T), positions on the causally band-passed PPG."""
-    return _peaks_of(_bandpass(ppg, sampling_rate), sampling_rate)
+    return _peaks_of(_bandpass(ppg, fs_hz), fs_hz)
 
 
 def _skew(x: np.ndarray) -> np.ndarray:
@@ -86,10 +86,10 @@ def template_correlation(window_templates_: np.ndarray, template: np.ndarray) ->
     return np.where(has, c, np.nan)
 
 
-def ppg_quality(ppg: np.ndarray, sampling_rate: float = 125.0) -> PpgQuality:
+def ppg_quality(ppg: np.ndarray, fs_hz: float = 125.0) -> PpgQuality:
     """Quality measures of finite PPG windows (n, T). Non-finite samples must be replaced
     beforehand (the integrity check reports them); see ``bpstream.filters.input_quality``."""
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     n, t = ppg.shape
     bp = _bandpass(ppg, fs)
     beats = _peaks_of(bp, fs)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["stateful", "register_state", "migrates", "state_class", "tag_of", "migrate", "STATE_CLASSES"]
+__all__ = ["stateful", "register_state", "migrates", "renames", "state_class", "tag_of", "migrate", "STATE_CLASSES"]
 
 STATE_CLASSES: dict[str, type] = {}  # tag -> class
 _MIGRATIONS: dict[tuple[str, int], Callable[[dict], dict]] = {}  # (tag, from version) -> upgrade
@@ -57,6 +57,17 @@ def migrates(tag: str, from_version: int) -> Callable[[Callable[[dict], dict]], 
         return fn
 
     return deco
+
+
+def renames(tag: str, from_version: int, old: str, new: str) -> None:
+    """Register the migration of ``tag`` from ``from_version`` that renames attribute ``old`` to ``new``."""
+    def rename(values: dict) -> dict:
+        out = {k: v for k, v in values.items() if k != old}
+        if old in values:
+            out[new] = values[old]
+        return out
+
+    _MIGRATIONS[(tag, from_version)] = rename
 
 
 def tag_of(obj: Any) -> tuple[str, int] | None:

@@ -34,27 +34,27 @@ _SCALE = np.array([20.0, 20.0, 80.0, 20.0, 1.0, 60.0, 100.0, 1.0, 0.3], dtype=np
 _SOS_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def _sos(kind: str, sampling_rate: float) -> np.ndarray:
-    key = (kind, float(sampling_rate))
+def _sos(kind: str, fs_hz: float) -> np.ndarray:
+    key = (kind, float(fs_hz))
     if key not in _SOS_CACHE:
         if kind == "ecg":
-            sos = _sig.butter(2, [8.0, 30.0], btype="bandpass", fs=sampling_rate, output="sos")
+            sos = _sig.butter(2, [8.0, 30.0], btype="bandpass", fs=fs_hz, output="sos")
         else:
-            sos = _sig.butter(2, [0.5, 8.0], btype="bandpass", fs=sampling_rate, output="sos")
+            sos = _sig.butter(2, [0.5, 8.0], btype="bandpass", fs=fs_hz, output="sos")
         _SOS_CACHE[key] = sos
     return _SOS_CACHE[key]
 
 
-def _r_peaks(x: np.ndarray, sampling_rate: float) -> np.ndarray:
+def _r_peaks(x: np.ndarray, fs_hz: float) -> np.ndarray:
     """R-peak sample indices of a band-passed ECG: squared slope energy, adaptive height (polarity free)."""
-    energy = np.convolve(np.diff(x, prepend=x[0]) ** 2, np.ones(int(0.08 * sampling_rate)), "same")
+    energy = np.convolve(np.diff(x, prepend=x[0]) ** 2, np.ones(int(0.08 * fs_hz)), "same")
     if not np.isfinite(energy).all() or energy.max() <= 0:
         return np.zeros(0, dtype=int)
     peaks, _ = _sig.find_peaks(
-        energy, height=0.3 * np.percentile(energy, 99), distance=int(0.27 * sampling_rate)
+        energy, height=0.3 * np.percentile(energy, 99), distance=int(0.27 * fs_hz)
     )
     # refine to the largest absolute deflection of the filtered ECG nearby
-    half = int(0.05 * sampling_rate)
+    half = int(0.05 * fs_hz)
     out = []
     for p in peaks:
         lo, hi = max(p - half, 0), min(p + half, len(x))
@@ -62,18 +62,18 @@ def _r_peaks(x: np.ndarray, sampling_rate: float) -> np.ndarray:
     return np.asarray(out, dtype=int)
 
 
-def _ppg_beats(x: np.ndarray, sampling_rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _ppg_beats(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """PPG feet (max-slope points), systolic peaks, pulse amplitudes and half-height widths (band-passed PPG)."""
     d = np.diff(x, prepend=x[0])
     if not np.isfinite(d).all() or np.ptp(d) <= 0:
         empty = np.zeros(0)
         return empty.astype(int), empty.astype(int), empty, empty
     slopes, _ = _sig.find_peaks(
-        d, height=0.35 * np.percentile(d, 99), distance=int(0.27 * sampling_rate)
+        d, height=0.35 * np.percentile(d, 99), distance=int(0.27 * fs_hz)
     )
     feet, peaks, amps, widths = [], [], [], []
-    look = int(0.45 * sampling_rate)
-    back = int(0.25 * sampling_rate)
+    look = int(0.45 * fs_hz)
+    back = int(0.25 * fs_hz)
     for s in slopes:
         lo, hi = max(s - back, 0), min(s + look, len(x))
         if hi - s < 3 or s - lo < 1:
@@ -85,8 +85,8 @@ def _ppg_beats(x: np.ndarray, sampling_rate: float) -> tuple[np.ndarray, np.ndar
             continue
         half_level = x[foot] + 0.5 * amp
         left = np.nonzero(x[foot:peak] < half_level)[0]
-        right = np.nonzero(x[peak : min(peak + int(0.8 * sampling_rate), len(x))] < half_level)[0]
-        width = (peak + (right[0] if right.size else int(0.4 * sampling_rate))) - (foot + (left[-1] if left.size else 0))
+        right = np.nonzero(x[peak : min(peak + int(0.8 * fs_hz), len(x))] < half_level)[0]
+        width = (peak + (right[0] if right.size else int(0.4 * fs_hz))) - (foot + (left[-1] if left.size else 0))
         feet.append(s)
         peaks.append(peak)
         amps.append(amp)
@@ -99,9 +99,9 @@ def _ppg_beats(x: np.ndarray, sampling_rate: float) -> tuple[np.ndarray, np.ndar
     )
 
 
-def _one(xf: np.ndarray, pf: np.ndarray, sampling_rate: float) -> np.ndarray:
+def _one(xf: np.ndarray, pf: np.ndarray, fs_hz: float) -> np.ndarray:
     """Features of one window from its band-passed ECG ``xf`` and PPG ``pf``."""
-    fs = float(sampling_rate)
+    fs = float(fs_hz)
     out = np.full(N_FEATURES, np.nan)
     n = len(xf)
     r = _r_peaks(xf, fs)
@@ -131,7 +131,7 @@ def _one(xf: np.ndarray, pf: np.ndarray, sampling_rate: float) -> np.ndarray:
     return out
 
 
-def window_features(ecg: np.ndarray, ppg: np.ndarray, *, sampling_rate: float = 125.0) -> np.ndarray:
+def window_features(ecg: np.ndarray, ppg: np.ndarray, *, fs_hz: float = 125.0) -> np.ndarray:
     """Scaled physiological features, shape (n_windows, N_FEATURES), float32, NaN replaced by 0.
 
     ``ecg`` and ``ppg``: arrays (n_windows, n_samples) or single windows (n_samples,).
@@ -144,9 +144,9 @@ def window_features(ecg: np.ndarray, ppg: np.ndarray, *, sampling_rate: float = 
     if not len(ecg):
         return np.zeros((0, N_FEATURES), np.float32)
     # zero-phase band-pass of the whole batch at once (offline within a window: allowed)
-    ef = sosfiltfilt_rows(_sos("ecg", sampling_rate), np.nan_to_num(ecg.astype(np.float64)))
-    pf = sosfiltfilt_rows(_sos("ppg", sampling_rate), np.nan_to_num(ppg.astype(np.float64)))
-    raw = np.stack([_one(e, p, sampling_rate) for e, p in zip(ef, pf)])
+    ef = sosfiltfilt_rows(_sos("ecg", fs_hz), np.nan_to_num(ecg.astype(np.float64)))
+    pf = sosfiltfilt_rows(_sos("ppg", fs_hz), np.nan_to_num(ppg.astype(np.float64)))
+    raw = np.stack([_one(e, p, fs_hz) for e, p in zip(ef, pf)])
     z = (raw.astype(np.float32) - _CENTER) / _SCALE
     z = np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), -5.0, 5.0)
     return z.astype(np.float32)

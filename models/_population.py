@@ -87,7 +87,7 @@ class Population:
     def encode_arrays(self, ecg: np.ndarray, ppg: np.ndarray) -> np.ndarray:
         """Embeddings (B, dim) float32 of windows given as (B, N_SAMPLES) arrays."""
         x = torch.from_numpy(normalize_waveforms(ecg, ppg))
-        f = torch.from_numpy(window_features(ecg, ppg, sampling_rate=FS_HZ))
+        f = torch.from_numpy(window_features(ecg, ppg, fs_hz=FS_HZ))
         return self.net.embed(x, f).numpy().astype(np.float32)
 
     def encode(self, window: Window) -> np.ndarray:

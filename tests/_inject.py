@@ -37,7 +37,7 @@ def _beat_shape(n: int, fs: float) -> np.ndarray:
 
 def synthetic_abp(
     duration_s: float = 10.0,
-    sampling_rate: float = 125.0,
+    fs_hz: float = 125.0,
     sbp_mmhg: float = 120.0,
     dbp_mmhg: float = 70.0,
     hr_bpm: float = 75.0,
@@ -46,10 +46,10 @@ def synthetic_abp(
     seed: int = 0,
 ) -> np.ndarray:
     """Arterial pressure with a fast upstroke, exponential run-off and a dicrotic wave (mmHg)."""
-    n = int(round(duration_s * sampling_rate))
-    period = int(round(60.0 / hr_bpm * sampling_rate))
-    beat = _beat_shape(period, sampling_rate)
-    start = int(round(phase_s * sampling_rate)) % period
+    n = int(round(duration_s * fs_hz))
+    period = int(round(60.0 / hr_bpm * fs_hz))
+    beat = _beat_shape(period, fs_hz)
+    start = int(round(phase_s * fs_hz)) % period
     reps = (n + start) // period + 2
     x = np.tile(beat, reps)[start : start + n]
     x = dbp_mmhg + (sbp_mmhg - dbp_mmhg) * x
@@ -64,15 +64,15 @@ def _span(x: np.ndarray, fs: float, t0_s: float, dur_s: float) -> slice:
     return slice(a, b)
 
 
-def inject_flat(x, sampling_rate, t0_s, dur_s, value=None):
+def inject_flat(x, fs_hz, t0_s, dur_s, value=None):
     """Flat line (signal held at its value at ``t0_s``, or at ``value``)."""
     y = np.array(x, dtype=np.float64)
-    s = _span(y, sampling_rate, t0_s, dur_s)
+    s = _span(y, fs_hz, t0_s, dur_s)
     y[s] = y[s.start] if value is None else value
     return y
 
 
-def inject_clip(x, sampling_rate=None, hi=None, lo=None):
+def inject_clip(x, fs_hz=None, hi=None, lo=None):
     """Clipping at ``hi``/``lo`` (defaults: the 80th / 20th percentile)."""
     y = np.array(x, dtype=np.float64)
     hi = np.percentile(y, 80) if hi is None else hi
@@ -80,17 +80,17 @@ def inject_clip(x, sampling_rate=None, hi=None, lo=None):
     return np.clip(y, lo, hi)
 
 
-def inject_spike(x, sampling_rate, t_s, amp=150.0, dur_s=0.02):
+def inject_spike(x, fs_hz, t_s, amp=150.0, dur_s=0.02):
     """A short spike of ``amp`` added at ``t_s``."""
     y = np.array(x, dtype=np.float64)
-    y[_span(y, sampling_rate, t_s, dur_s)] += amp
+    y[_span(y, fs_hz, t_s, dur_s)] += amp
     return y
 
 
-def inject_flush(x, sampling_rate, t0_s, dur_s=2.0, level_mmhg=300.0, ring_s=0.6):
+def inject_flush(x, fs_hz, t0_s, dur_s=2.0, level_mmhg=300.0, ring_s=0.6):
     """Fast-flush (square-wave) test: a square pulse to ``level_mmhg`` then an under-damped ringing back."""
     y = np.array(x, dtype=np.float64)
-    fs = sampling_rate
+    fs = fs_hz
     s = _span(y, fs, t0_s, dur_s)
     y[s] = level_mmhg
     r = _span(y, fs, t0_s + dur_s, ring_s)
@@ -100,51 +100,51 @@ def inject_flush(x, sampling_rate, t0_s, dur_s=2.0, level_mmhg=300.0, ring_s=0.6
     return y
 
 
-def inject_zeroing(x, sampling_rate, t0_s, dur_s=4.0, noise_mmhg=0.3, seed=0):
+def inject_zeroing(x, fs_hz, t0_s, dur_s=4.0, noise_mmhg=0.3, seed=0):
     """Transducer open to air: pressure near 0 mmHg with a little noise."""
     y = np.array(x, dtype=np.float64)
-    s = _span(y, sampling_rate, t0_s, dur_s)
+    s = _span(y, fs_hz, t0_s, dur_s)
     y[s] = np.random.default_rng(seed).normal(0.0, noise_mmhg, s.stop - s.start)
     return y
 
 
-def inject_blood_sampling(x, sampling_rate, t0_s, dur_s=6.0, ramp_to_mmhg=280.0):
+def inject_blood_sampling(x, fs_hz, t0_s, dur_s=6.0, ramp_to_mmhg=280.0):
     """Line closed for blood sampling: pulsatility vanishes and pressure drifts up towards the flush bag."""
     y = np.array(x, dtype=np.float64)
-    s = _span(y, sampling_rate, t0_s, dur_s)
+    s = _span(y, fs_hz, t0_s, dur_s)
     m = s.stop - s.start
     y[s] = np.linspace(y[s.start], ramp_to_mmhg, m)
     return y
 
 
-def inject_damping(x, sampling_rate, t0_s=0.0, dur_s=None, cutoff_hz=1.0):
+def inject_damping(x, fs_hz, t0_s=0.0, dur_s=None, cutoff_hz=1.0):
     """Over-damped line: low-pass from ``t0_s`` on (pulse pressure collapses, mean preserved)."""
     y = np.array(x, dtype=np.float64)
-    dur = y.shape[0] / sampling_rate - t0_s if dur_s is None else dur_s
-    s = _span(y, sampling_rate, t0_s, dur)
-    sos = _sig.butter(2, cutoff_hz, fs=sampling_rate, output="sos")
+    dur = y.shape[0] / fs_hz - t0_s if dur_s is None else dur_s
+    s = _span(y, fs_hz, t0_s, dur)
+    sos = _sig.butter(2, cutoff_hz, fs=fs_hz, output="sos")
     zi = _sig.sosfilt_zi(sos) * y[s.start]
     y[s] = _sig.sosfilt(sos, y[s], zi=zi)[0]
     return y
 
 
-def inject_offset(x, sampling_rate, t0_s, offset_mmhg=25.0):
+def inject_offset(x, fs_hz, t0_s, offset_mmhg=25.0):
     """Offset step (re-zeroing / re-levelling): every sample from ``t0_s`` on shifts by ``offset_mmhg``."""
     y = np.array(x, dtype=np.float64)
-    y[int(round(t0_s * sampling_rate)) :] += offset_mmhg
+    y[int(round(t0_s * fs_hz)) :] += offset_mmhg
     return y
 
 
-def inject_nan(x, sampling_rate, t0_s, dur_s=0.5):
+def inject_nan(x, fs_hz, t0_s, dur_s=0.5):
     """A gap of NaN samples."""
     y = np.array(x, dtype=np.float64)
-    y[_span(y, sampling_rate, t0_s, dur_s)] = np.nan
+    y[_span(y, fs_hz, t0_s, dur_s)] = np.nan
     return y
 
 
-def inject_noise(x, sampling_rate, t0_s, dur_s, sd_mmhg=15.0, seed=0):
+def inject_noise(x, fs_hz, t0_s, dur_s, sd_mmhg=15.0, seed=0):
     """White noise (high-frequency artifact) over a span."""
     y = np.array(x, dtype=np.float64)
-    s = _span(y, sampling_rate, t0_s, dur_s)
+    s = _span(y, fs_hz, t0_s, dur_s)
     y[s] += np.random.default_rng(seed).normal(0.0, sd_mmhg, s.stop - s.start)
     return y

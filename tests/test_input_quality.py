@@ -14,14 +14,14 @@ from bpstream.filters import InputFilter, InputQuality, Reason, input_quality
 def test_clean_records_mostly_accepted():
     for name in ("a555l", "f362s"):
         e, p, _ = record_windows(name)
-        q = InputFilter(sampling_rate=FS).update(e, p)
+        q = InputFilter(fs_hz=FS).update(e, p)
         assert q.usable.mean() >= 0.85, (name, q.reason_counts())
         assert np.all(np.abs(q.ecg_hr_bpm[q.usable] - q.ppg_hr_bpm[q.usable]) <= 5.0)
 
 
 def test_b330s_ecg_saturation_and_lead_off_rejected_ppg_kept():
     e, p, _ = record_windows("b330s")
-    q = input_quality(e, p, sampling_rate=FS)
+    q = input_quality(e, p, fs_hz=FS)
     assert q.ecg_usable.mean() <= 0.05
     assert not q.usable.any()
     assert frac_with(q, Reason.ECG_CLIPPED) >= 0.6  # rails at +-5 mV
@@ -36,7 +36,7 @@ def test_b330s_quality_rules_catch_saturation_without_the_integrity_gate():
 
     e, p, _ = record_windows("b330s")
     lax = QualityThresholds(clip_max_fraction=1.0, flat_max_fraction=1.0)
-    q = input_quality(e, p, sampling_rate=FS, thresholds=lax)
+    q = input_quality(e, p, fs_hz=FS, thresholds=lax)
     assert q.ecg_usable.mean() <= 0.1
     for r in (Reason.ECG_DETECTOR_DISAGREE, Reason.ECG_TEMPLATE, Reason.ECG_BASELINE_WANDER, Reason.ECG_GAP):
         assert frac_with(q, r) > 0.1, r
@@ -44,7 +44,7 @@ def test_b330s_quality_rules_catch_saturation_without_the_integrity_gate():
 
 def test_v370s_ppg_motion_artifact():
     e, p, t = record_windows("v370s")
-    q = InputFilter(sampling_rate=FS).update(e, p)
+    q = InputFilter(fs_hz=FS).update(e, p)
     calm, moving = t + 10 <= 180, t >= 190
     assert q.ppg_usable[calm].mean() >= 0.9
     assert q.ppg_usable[moving].mean() <= 0.3
@@ -54,13 +54,13 @@ def test_v370s_ppg_motion_artifact():
 
 def test_real_nan_gaps_and_flat_ppg():
     e, p, _ = record_windows("v222s")  # ECG II has NaN stretches
-    q = input_quality(e, p, sampling_rate=FS)
+    q = input_quality(e, p, fs_hz=FS)
     bad = ~np.isfinite(e).all(axis=1)
     assert bad.any()
     assert all(has(q, Reason.ECG_NAN, i) for i in np.flatnonzero(bad))
     assert not q.ecg_usable[bad].any()
     e, p, t = record_windows("b387l")  # PPG flat after about 150 s
-    q = input_quality(e, p, sampling_rate=FS)
+    q = input_quality(e, p, fs_hz=FS)
     assert frac_with(q, Reason.PPG_FLAT, np.flatnonzero(t >= 160)) >= 0.9
     assert not q.ppg_usable[t >= 160].any()
 
@@ -73,39 +73,39 @@ def test_every_input_detector_fires_on_real_records():
     seen: set[Reason] = set()
     for name in ("b330s", "v370s", "v222s", "b387l", "a345l", "a123l", "v743l"):
         e, p, _ = record_windows(name)
-        seen.update(r for rs in InputFilter(sampling_rate=FS).update(e, p).reasons for r in rs)
+        seen.update(r for rs in InputFilter(fs_hz=FS).update(e, p).reasons for r in rs)
     rare = {Reason.ECG_MISSING, Reason.PPG_MISSING, Reason.PPG_GAP, Reason.PPG_HR_IMPLAUSIBLE}
     assert set(ALL_REASONS) - rare <= seen, set(ALL_REASONS) - rare - seen
 
 
 def test_empty_windows_are_missing():
-    q = input_quality(np.zeros((2, 0)), np.zeros((2, 0)), sampling_rate=FS)
+    q = input_quality(np.zeros((2, 0)), np.zeros((2, 0)), fs_hz=FS)
     assert all(Reason.ECG_MISSING in rs and Reason.PPG_MISSING in rs for rs in q.reasons)
 
 
 # ---------------------------------------------------------------- injected artifacts (ECG)
 def _ecg_with(artifact) -> InputQuality:
     x, y = clean_window()
-    return input_quality(artifact(x), y, sampling_rate=FS)
+    return input_quality(artifact(x), y, fs_hz=FS)
 
 
 def test_clean_window_passes():
     x, y = clean_window()
-    q = input_quality(x, y, sampling_rate=FS)
+    q = input_quality(x, y, fs_hz=FS)
     assert q.usable[0] and q.reasons[0] == () and q.ecg_score[0] == 1.0 and q.ppg_score[0] == 1.0
 
 
 def test_injected_nan_gap():
     assert has(_ecg_with(lambda x: inj.inject_nan(x, FS, 4.0, 0.3)), Reason.ECG_NAN)
     x, y = clean_window()
-    assert has(input_quality(x, inj.inject_nan(y, FS, 4.0, 0.02), sampling_rate=FS), Reason.PPG_NAN)
+    assert has(input_quality(x, inj.inject_nan(y, FS, 4.0, 0.02), fs_hz=FS), Reason.PPG_NAN)
 
 
 def test_injected_flat():
     q = _ecg_with(lambda x: inj.inject_flat(x, FS, 3.0, 0.8))
     assert has(q, Reason.ECG_FLAT) and q.ecg_score[0] == 0.0
     x, y = clean_window()
-    assert has(input_quality(x, inj.inject_flat(y, FS, 3.0, 0.8), sampling_rate=FS), Reason.PPG_FLAT)
+    assert has(input_quality(x, inj.inject_flat(y, FS, 3.0, 0.8), fs_hz=FS), Reason.PPG_FLAT)
 
 
 def test_flat_runs_shorter_than_threshold_pass():
@@ -131,13 +131,13 @@ def test_injected_clipping():
     assert has(q, Reason.ECG_CLIPPED)
     x, y = clean_window()
     clipped = inj.inject_clip(y, FS, hi=np.percentile(y, 88))
-    assert has(input_quality(x, clipped, sampling_rate=FS), Reason.PPG_CLIPPED)
+    assert has(input_quality(x, clipped, fs_hz=FS), Reason.PPG_CLIPPED)
 
 
 def test_injected_low_amplitude_and_low_perfusion():
     assert has(_ecg_with(lambda x: 0.03 * x), Reason.ECG_LOW_AMPLITUDE)
     x, y = clean_window()
-    assert has(input_quality(x, 0.003 * y, sampling_rate=FS), Reason.PPG_LOW_PERFUSION)
+    assert has(input_quality(x, 0.003 * y, fs_hz=FS), Reason.PPG_LOW_PERFUSION)
 
 
 def test_injected_spikes_make_detectors_disagree():
@@ -176,7 +176,7 @@ def test_injected_gap_without_beats():
     q = _ecg_with(lambda x: _replace(x, 3.0, 4.0, 0.03))
     assert has(q, Reason.ECG_GAP) and q.measures.ecg.max_gap_s[0] >= 3.0
     x, y = clean_window()
-    assert has(input_quality(x, _replace(y, 3.0, 4.0, 0.005 * np.ptp(y)), sampling_rate=FS), Reason.PPG_GAP)
+    assert has(input_quality(x, _replace(y, 3.0, 4.0, 0.005 * np.ptp(y)), fs_hz=FS), Reason.PPG_GAP)
 
 
 def _premature_beat(x):
@@ -216,18 +216,18 @@ def test_injected_inverted_beats_break_template():
 # ---------------------------------------------------------------- injected artifacts (PPG, cross)
 def test_inverted_ppg_negative_skewness():
     x, y = clean_window()
-    q = input_quality(x, -y, sampling_rate=FS)
+    q = input_quality(x, -y, fs_hz=FS)
     assert has(q, Reason.PPG_SKEWNESS) and q.measures.ppg.skewness[0] < 0
 
 
 def test_running_template_rejects_a_new_morphology():
     e, p, _ = record_windows("a555l")
-    f = InputFilter(sampling_rate=FS)
+    f = InputFilter(fs_hz=FS)
     assert f.update(e[:10], p[:10]).usable.mean() >= 0.8
     y = p[12].astype(np.float64)
     other = y - 0.9 * np.roll(y, 15)  # every beat reshaped alike (a sharper, differentiated pulse)
     # on its own (Orphanidou's own template) the reshaped window looks fine ...
-    assert not has(input_quality(e[12], other, sampling_rate=FS), Reason.PPG_TEMPLATE)
+    assert not has(input_quality(e[12], other, fs_hz=FS), Reason.PPG_TEMPLATE)
     # ... against the patient's running template it does not
     q = f.update(e[12], other)
     assert has(q, Reason.PPG_TEMPLATE) and q.ppg_template_corr[0] < 0.86
@@ -235,10 +235,10 @@ def test_running_template_rejects_a_new_morphology():
 
 def test_running_amplitude_rejects_a_perfusion_collapse():
     e, p, _ = record_windows("a555l")
-    f = InputFilter(sampling_rate=FS)
+    f = InputFilter(fs_hz=FS)
     f.update(e[:10], p[:10])
     weak = 0.1 * p[12].astype(np.float64)  # 10 % of the usual pulse, far above the absolute floor
-    assert not has(input_quality(e[12], weak, sampling_rate=FS), Reason.PPG_LOW_PERFUSION)
+    assert not has(input_quality(e[12], weak, fs_hz=FS), Reason.PPG_LOW_PERFUSION)
     assert has(f.update(e[12], weak), Reason.PPG_LOW_PERFUSION)
 
 
@@ -246,6 +246,6 @@ def test_hr_disagreement_between_ecg_and_ppg():
     e, p, _ = record_windows("a555l")
     fast = p[3, ::2].astype(np.float64)  # PPG played at double speed ...
     fast = np.concatenate([fast, fast])  # ... over the same 10 s: twice the pulse rate
-    q = input_quality(e[3], fast, sampling_rate=FS)
+    q = input_quality(e[3], fast, fs_hz=FS)
     assert q.ecg_usable[0] and q.ppg_usable[0]
     assert has(q, Reason.HR_ECG_PPG_DISAGREE) and not q.usable[0]

@@ -21,7 +21,7 @@ nk = pytest.importorskip("neurokit2")
 def test_simulated_ecg_and_ppg(hr):
     ecg = nk.ecg_simulate(duration=10, sampling_rate=int(FS), heart_rate=hr, noise=0.01, random_state=1)
     ppg = nk.ppg_simulate(duration=10, sampling_rate=int(FS), heart_rate=hr, random_state=1)
-    q = input_quality(ecg, ppg, sampling_rate=FS)
+    q = input_quality(ecg, ppg, fs_hz=FS)
     assert q.ecg_usable[0] and q.ppg_usable[0], q.reasons[0]
     assert abs(q.ecg_hr_bpm[0] - hr) < 3
     # the simulator's PPG rate wanders off the requested one; neurokit2's own peaks are the oracle
@@ -33,7 +33,7 @@ def test_simulated_ecg_and_ppg(hr):
 def test_simulated_implausible_rates(hr):
     ecg = nk.ecg_simulate(duration=10, sampling_rate=int(FS), heart_rate=hr, noise=0.01, random_state=1)
     ppg = nk.ppg_simulate(duration=10, sampling_rate=int(FS), heart_rate=hr, random_state=1)
-    q = input_quality(ecg, ppg, sampling_rate=FS)
+    q = input_quality(ecg, ppg, fs_hz=FS)
     assert has(q, Reason.ECG_HR_IMPLAUSIBLE) and has(q, Reason.PPG_HR_IMPLAUSIBLE)
     assert not q.usable[0]
 
@@ -56,7 +56,7 @@ def test_ecg_peaks_agree_with_neurokit2_on_real_windows():
 
 def test_ppg_rate_agrees_with_neurokit2_on_real_windows():
     e, p, _ = record_windows("a555l")
-    q = input_quality(e[2:8], p[2:8], sampling_rate=FS)
+    q = input_quality(e[2:8], p[2:8], fs_hz=FS)
     for k in range(6):
         peaks = nk.ppg_findpeaks(nk.ppg_clean(p[2 + k].astype(np.float64), sampling_rate=int(FS)), sampling_rate=int(FS))["PPG_Peaks"]
         hr_nk = 60.0 / np.mean(np.diff(peaks) / FS)
@@ -66,12 +66,12 @@ def test_ppg_rate_agrees_with_neurokit2_on_real_windows():
 # ---------------------------------------------------------------- streaming state
 def test_batch_equals_one_by_one_and_state_round_trip():
     e, p, _ = record_windows("v370s")
-    a = InputFilter(sampling_rate=FS).update(e, p)
-    f = InputFilter(sampling_rate=FS)
+    a = InputFilter(fs_hz=FS).update(e, p)
+    f = InputFilter(fs_hz=FS)
     singles = []
     for i in range(len(e)):
         if i == 12:  # restart from serialized state halfway
-            f = InputFilter.from_bytes(f.to_bytes(), sampling_rate=FS)
+            f = InputFilter.from_bytes(f.to_bytes(), fs_hz=FS)
         singles.append(f.update(e[i], p[i]))
     assert [s.reasons[0] for s in singles] == list(a.reasons)
     assert np.array_equal(np.array([s.usable[0] for s in singles]), a.usable)
@@ -123,12 +123,12 @@ def test_never_raises_and_same_types(n, t, kind, seed, fill):
     }[kind]
     ecg, ppg = base(), base()
     with np.errstate(all="raise"):  # no floating-point warnings leak either
-        _check_types(input_quality(ecg, ppg, sampling_rate=FS), n)
-        _check_types(InputFilter(sampling_rate=FS).update(ecg, ppg), n)
+        _check_types(input_quality(ecg, ppg, fs_hz=FS), n)
+        _check_types(InputFilter(fs_hz=FS).update(ecg, ppg), n)
 
 
 @settings(max_examples=40, deadline=None)
 @given(x=hnp.arrays(np.float64, st.integers(0, 400), elements=floats))
 def test_one_dimensional_any_values(x):
     with np.errstate(all="raise"):
-        _check_types(input_quality(x, x[::-1], sampling_rate=FS), 1)
+        _check_types(input_quality(x, x[::-1], fs_hz=FS), 1)

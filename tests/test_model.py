@@ -46,7 +46,7 @@ def test_features_find_heart_rate_and_pulse_arrival_on_simulated_signals():
 
     for hr in (60, 100):
         ws = windows(3, seed=5, heart_rate=hr)
-        f = window_features(np.stack([w.ecg for w in ws]), np.stack([w.ppg for w in ws]), sampling_rate=FS)
+        f = window_features(np.stack([w.ecg for w in ws]), np.stack([w.ppg for w in ws]), fs_hz=FS)
         raw_hr_ecg = f[:, FEATURE_NAMES.index("hr_ecg_bpm")] * 20.0 + 85.0
         raw_hr_ppg = f[:, FEATURE_NAMES.index("hr_ppg_bpm")] * 20.0 + 85.0
         for k, w in enumerate(ws):  # oracle: neurokit2's own detectors on the same window
@@ -60,10 +60,10 @@ def test_features_find_heart_rate_and_pulse_arrival_on_simulated_signals():
 
 def test_features_survive_flat_and_nan_input():
     flat = np.zeros((2, 1250))
-    f = window_features(flat, flat, sampling_rate=FS)
+    f = window_features(flat, flat, fs_hz=FS)
     assert f.shape == (2, N_FEATURES) and np.isfinite(f).all()
     bad = np.full((1, 1250), np.nan)
-    assert np.isfinite(window_features(bad, bad, sampling_rate=FS)).all()
+    assert np.isfinite(window_features(bad, bad, fs_hz=FS)).all()
     assert np.isfinite(normalize_waveforms(bad, bad)).all()
 
 
@@ -75,7 +75,7 @@ def _toy_arrays(n_records=6, per=10, seed=0) -> TrainArrays:
         level = 100 + 10 * r
         for k, w in enumerate(base):
             xs.append(normalize_waveforms(w.ecg, w.ppg)[0])
-            f = window_features(w.ecg, w.ppg, sampling_rate=FS)[0]
+            f = window_features(w.ecg, w.ppg, fs_hz=FS)[0]
             f[0] = 0.1 * k  # a feature that tracks the within-record change
             fs.append(f)
             ys.append([level + 3 * k, level / 2 + k, level * 0.7 + 2 * k])

@@ -36,7 +36,11 @@ def test_state_written_by_the_old_codec_reads_and_is_rewritten_in_the_new_format
                                                                    facts["calibrations"])
     assert state.estimators["carry_forward"].last_ == facts["carry_forward_last"]  # learned state kept
     assert hashlib.sha256(state.estimators["ttt"].to_bytes()).hexdigest() == facts["ttt_state_sha256"]
+    # the v0 gates named their rate sampling_rate; the migrations (gates, input and label filter v1 -> v2) rename it
+    for part in (state.gates, state.gates.input_filter_, state.gates.label_filter_):
+        assert part.fs_hz == 125.0 and "sampling_rate" not in vars(part)
     new = state_to_bytes(state)
+    assert b"sampling_rate" not in new
     assert b"bpstream." not in new and b":Windower" not in new  # no module paths in the new format
     assert unpack(new)["format"] == 2
     again = state_from_bytes(new, p)

@@ -101,10 +101,10 @@ def _our_stack(w: dict[str, np.ndarray]) -> tuple[float, float, float, int]:
     ppg = resample_batch(w["ppg"], fs)
     abp = resample_batch(w["abp"], fs)
     t1 = time.process_time()
-    q = InputFilter(sampling_rate=FS_OUT).update(ecg, ppg)
+    q = InputFilter(fs_hz=FS_OUT).update(ecg, ppg)
     t2 = time.process_time()
     kind, label_cls = _label_filter_factory()
-    lf = label_cls(sampling_rate=FS_OUT) if label_cls is not None else None
+    lf = label_cls(fs_hz=FS_OUT) if label_cls is not None else None
     n = ecg.shape[0]
     measures = measure_abp(abp, FS_OUT, ppg) if lf is not None else [None] * n
     for i in range(n):
@@ -115,7 +115,7 @@ def _our_stack(w: dict[str, np.ndarray]) -> tuple[float, float, float, int]:
             lf.update(win, ecg_hr_bpm=float(hr) if np.isfinite(hr) else None, ppg=bool(q.ppg_usable[i]),
                       measures=measures[i])
         else:
-            abp_reference(abp[i], sampling_rate=FS_OUT, t_s=ts + WINDOW_S)
+            abp_reference(abp[i], fs_hz=FS_OUT, t_s=ts + WINDOW_S)
     t3 = time.process_time()
     return t1 - t0, t2 - t1, t3 - t2, int(q.usable.sum())
 

@@ -90,7 +90,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         est = make_estimator(learner, population=pop)
         k = 0
         for w in wins:
-            ref = abp_reference(w.abp, sampling_rate=w.fs_hz, t_s=w.t_end_s)
+            ref = abp_reference(w.abp, fs_hz=w.fs_hz, t_s=w.t_end_s)
             est.predict_one(w)
             if ref.usable and k % 5 == 0:
                 t0 = time.perf_counter()

@@ -78,8 +78,8 @@ def record_quality(path: Path, hop_s: float = 10.0) -> RecordQuality:
     wins = [w for chunk in iter_chunks(rec) for w in windower.update(chunk)]
     if not wins:
         return out
-    q = InputFilter(sampling_rate=FS_HZ).update(np.stack([w.ecg for w in wins]), np.stack([w.ppg for w in wins]))
-    labels = LabelFilter(sampling_rate=FS_HZ)
+    q = InputFilter(fs_hz=FS_HZ).update(np.stack([w.ecg for w in wins]), np.stack([w.ppg for w in wins]))
+    labels = LabelFilter(fs_hz=FS_HZ)
     out.windows = len(wins)
     out.ecg_rejected = int((~q.ecg_usable).sum())
     out.ppg_rejected = int((~q.ppg_usable).sum())

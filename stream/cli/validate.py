@@ -10,7 +10,7 @@ from bpstream.stream.records import list_records
 from bpstream.stream.evaluation import replay_record, score_results
 from bpstream.stream.evaluation import ScoreSheet, iter_with_progress
 from bpstream.stream.core import Schedule, ScheduleKind
-from bpstream.stream.core import PipelineConfig
+from bpstream.stream.core import LabelMode, PipelineConfig
 from bpstream.stream.evaluation import DEFAULT_METHODS, available_methods, resolver
 
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if schedule.kind == ScheduleKind.OFF:
         raise BpstreamError("validate needs a calibration schedule (once or every:N)")
     methods = tuple(args.methods.split(",")) if args.methods else available_methods(DEFAULT_METHODS)
-    config = PipelineConfig(methods=methods, arterial_schedule=schedule, label_filter=args.label_filter)
+    config = PipelineConfig(methods=methods, arterial_schedule=schedule, label_filter=LabelMode(args.label_filter))
     paths = list_records(args.paths, args.records.split(",") if args.records else None)
     if args.broker:
         from bpstream.stream.kafka import validate_via_kafka

@@ -10,7 +10,7 @@ from ._errors import (
     UsageError,
 )
 from ._batch import measure_labels, measure_windows
-from ._gates import Gates
+from ._gates import Gates, LabelMode
 from ._messages import Calibrate, ChunkMessage, DeadLetter, Discharge, Event, EventKind, Flush, Output, Reset, WindowResult
 from ._schedule import Schedule, ScheduleKind
 from ._state_codec import StateError, salvage_counters, state_from_bytes, state_to_bytes
@@ -28,6 +28,7 @@ __all__ = [
     "EventKind",
     "Flush",
     "Gates",
+    "LabelMode",
     "MessageError",
     "MissingChannelError",
     "Output",

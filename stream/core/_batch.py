@@ -28,6 +28,7 @@ import numpy as np
 
 from bpstream.filters import QualityThresholds, Window
 
+from ._gates import LabelMode
 from ._messages import ChunkMessage, Message, Output
 
 __all__ = ["measure_windows", "measure_labels", "take_row", "step_many"]
@@ -125,7 +126,7 @@ def _run(pipeline: Any, states, messages, span: range, results: list[list[Output
         return
     basis = (c.fs_hz, QualityThresholds())  # what every patient's InputFilter measures with
     inputs = measure_windows(windows, *basis)
-    labels = measure_labels(windows) if c.label_filter == "full" else [None] * len(windows)
+    labels = measure_labels(windows) if LabelMode(c.label_filter) is LabelMode.FULL else [None] * len(windows)
     k = 0
     for i, state, ws in cut:
         for w in ws:

@@ -6,17 +6,25 @@ A thin adapter over bpstream.filters so the step reads the same whatever the fil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bpstream.filters import stateful
+from bpstream.filters import renames, stateful
 from bpstream.filters import CuffReading, InputFilter, LabelFilter, Reason, Reference, Window, abp_reference, cuff_reference
 
 if TYPE_CHECKING:
     from ._messages import Calibrate
 
-__all__ = ["Gates", "InputVerdict"]
+__all__ = ["Gates", "InputVerdict", "LabelMode"]
+
+
+class LabelMode(str, Enum):
+    """Which arterial label gate the step applies."""
+
+    FULL = "full"  # LabelFilter: jSQI on a rolling beat buffer, events, damping, cross-modal checks
+    BASIC = "basic"  # the foundation gate only (jSQI physiological limits per window), for comparison
 
 
 @dataclass(frozen=True)
@@ -29,15 +37,15 @@ class InputVerdict:
     ppg_hr_bpm: float | None = None
 
 
-@stateful("stream.gates", version=1)
+@stateful("stream.gates", version=2)  # v2: sampling_rate -> fs_hz
 class Gates:
     """Per-patient quality gates (their running state lives here, learned attributes end in ``_``)."""
 
-    def __init__(self, sampling_rate: float = 125.0, label_mode: str = "full"):
-        self.sampling_rate = sampling_rate
-        self.label_mode = label_mode  # "full": LabelFilter; "basic": per-window jSQI limits only (for comparison)
-        self.input_filter_ = InputFilter(sampling_rate=sampling_rate)
-        self.label_filter_ = LabelFilter(sampling_rate=sampling_rate)
+    def __init__(self, fs_hz: float = 125.0, label_mode: LabelMode = LabelMode.FULL):
+        self.fs_hz = fs_hz
+        self.label_mode = LabelMode(label_mode)  # stored as its value; LabelMode(...) on use
+        self.input_filter_ = InputFilter(fs_hz=fs_hz)
+        self.label_filter_ = LabelFilter(fs_hz=fs_hz)
 
     def input(self, window: Window, measured: tuple | None = None) -> InputVerdict:
         """``measured``: ``((fs_hz, thresholds), InputMeasures)`` of this window measured ahead in a batch
@@ -47,7 +55,7 @@ class Gates:
         if measured is not None:
             f = self.input_filter_
             (fs_hz, thresholds), m = measured
-            if m is not None and fs_hz == f.sampling_rate and thresholds == f.thresholds:
+            if m is not None and fs_hz == f.fs_hz and thresholds == f.thresholds:
                 measures = m
         q = self.input_filter_.update(window.ecg, window.ppg, measures)
         return InputVerdict(
@@ -62,14 +70,14 @@ class Gates:
     def label(self, window: Window, quality: InputVerdict, measured: tuple | None = None) -> Reference:
         """The arterial label of the window: jSQI on a rolling beat buffer, event masks, cross-checks
         against the ECG heart rate and (when the PPG passed its own quality) the PPG waveform.
-        ``label_mode="basic"`` keeps only the foundation gate (jSQI physiological limits per window).
+        ``LabelMode.BASIC`` keeps only the foundation gate (jSQI physiological limits per window).
         ``measured``: ``(fs_hz, AbpMeasures)`` measured ahead in a batch (``_batch.measure_labels``); the
         label is the same either way."""
-        if self.label_mode == "basic":
-            return abp_reference(window.abp, sampling_rate=self.sampling_rate, t_s=window.t_end_s)
+        if LabelMode(self.label_mode) is LabelMode.BASIC:
+            return abp_reference(window.abp, fs_hz=self.fs_hz, t_s=window.t_end_s)
         measures = None
         if measured is not None:
-            fs = window.fs_hz if window.fs_hz and np.isfinite(window.fs_hz) else self.label_filter_.sampling_rate
+            fs = window.fs_hz if window.fs_hz and np.isfinite(window.fs_hz) else self.label_filter_.fs_hz
             if measured[0] == fs:
                 measures = measured[1]
         return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None,
@@ -86,3 +94,6 @@ class Gates:
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
+
+
+renames("stream.gates", from_version=1, old="sampling_rate", new="fs_hz")

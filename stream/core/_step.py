@@ -24,7 +24,7 @@ from bpstream.filters import Reason, Reference, Window, Windower
 from bpstream.models import Estimate, Estimator, Validity, make_estimator
 
 from ._batch import step_many
-from ._gates import Gates
+from ._gates import Gates, LabelMode
 from ._journal import record as journal_record, rewind, snapshot_due, take_snapshot, target as journal_target
 from ._order import admit, close_episode, flush as flush_held
 from ._messages import (
@@ -56,7 +56,7 @@ class PipelineConfig:
     future_horizon_s: float = 600.0  # a reading further ahead of the stream is rejected
     questionable_after_s: float = 4 * 3600.0  # calibration older than this -> questionable
     max_seen_commands: int = 256
-    label_filter: str = "full"  # "full" (LabelFilter) or "basic" (jSQI limits per window only)
+    label_filter: LabelMode = LabelMode.FULL  # which arterial label gate (LabelMode)
     late_pairing_windows: int = 3  # estimator snapshot period: a reading arriving up to this many windows
     # after its window learns exactly as on time (up to twice that, depending on the phase; see _journal)
     reorder_s: float = 10.0  # stream time held behind a missing seq before the gap is given up (_order)
@@ -114,7 +114,7 @@ class Pipeline:
         return PatientState(
             windower=Windower(c.window_s, c.hop_s, c.fs_hz),
             estimators=estimators,
-            gates=Gates(sampling_rate=c.fs_hz, label_mode=c.label_filter),
+            gates=Gates(fs_hz=c.fs_hz, label_mode=c.label_filter),
         )
 
     # -- the step ------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ import time
 import weakref
 from typing import Any
 
-from ._processor import Item, Processor, Result
+from ._processor import Item, Processor, Result, Sink
 
-__all__ = ["Processor", "Item", "Result", "register_agents"]
+__all__ = ["Processor", "Item", "Result", "Sink", "register_agents"]
 
 log = logging.getLogger("bpstream.worker")
 
@@ -82,8 +82,8 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
     for one about an unknown patient. Held commands stay uncommitted until processed.
     """
     settings = processor.settings
-    outputs = sinks or {"estimates": topics.estimates, "events": topics.events, "deadletter": topics.deadletter,
-                        "fhir": topics.fhir}
+    outputs = sinks or {Sink.ESTIMATES: topics.estimates, Sink.EVENTS: topics.events,
+                        Sink.DEADLETTER: topics.deadletter, Sink.FHIR: topics.fhir}
     held = _Held(settings.command_hold_s)
     lock = asyncio.Lock()  # the agent and the hold timer never process at the same time
     current: dict[str, Any] = {}

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
 
 from bpstream.filters import ChunkError, Reason
@@ -25,7 +26,7 @@ from bpstream.stream.config import Settings
 from bpstream.stream.core import StateError, salvage_counters, state_from_bytes, state_to_bytes
 from bpstream.stream.core import PatientState, Pipeline
 
-__all__ = ["Processor", "Item", "Result"]
+__all__ = ["Processor", "Item", "Result", "Sink"]
 
 log = logging.getLogger("bpstream.worker")
 
@@ -42,12 +43,21 @@ class Item:
     state_bytes: bytes | None = None  # the table's current value for the key
 
 
+class Sink(str, Enum):
+    """Where an output of the worker goes (one output topic each)."""
+
+    ESTIMATES = "estimates"
+    EVENTS = "events"
+    DEADLETTER = "deadletter"
+    FHIR = "fhir"
+
+
 @dataclass
 class Result:
     """What to do on the loop for one message: a new table value and the messages to send."""
 
     new_state: bytes | None = None  # None: leave the table alone
-    sends: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)  # (kind, key, value)
+    sends: list[tuple[Sink, bytes | None, bytes]] = field(default_factory=list)  # (sink, key, value)
 
 
 class Processor:
@@ -219,16 +229,16 @@ class Processor:
             if isinstance(out, WindowResult):
                 doc = estimate_doc(patient, out, self.method, model=self._model, published_at_s=now,
                                    bed=bed, monitor_id=monitor)
-                result.sends.append(("estimates", item.key, dumps(doc)))
+                result.sends.append((Sink.ESTIMATES, item.key, dumps(doc)))
                 if self.settings.fhir_output:  # the same document, as a FHIR R4 Observation (pure mapping)
-                    result.sends.append(("fhir", item.key, dumps(observation(doc))))
+                    result.sends.append((Sink.FHIR, item.key, dumps(observation(doc))))
                 counts["estimates"] += 1
                 counts[f"validity:{doc['validity']}"] += 1
             elif isinstance(out, DeadLetter):  # the step's verdict on this message (e.g. msg_late)
                 result.sends += self._dead(item, out.reason, out.detail, counts).sends
             elif isinstance(out, Event):
                 duplicate |= out.kind == EventKind.DUPLICATE_IGNORED
-                result.sends.append(("events", item.key, dumps(event_doc(patient, out, published_at_s=now))))
+                result.sends.append((Sink.EVENTS, item.key, dumps(event_doc(patient, out, published_at_s=now))))
                 counts[f"event:{out.kind.value}"] += 1
         return result, not duplicate or unreadable
 
@@ -261,7 +271,7 @@ class Processor:
                     detail[:200])  # no patient identifiers in logs: topic/partition/offset only
         doc = deadletter_doc(reason, detail, topic=item.topic, partition=item.partition, offset=item.offset,
                              key=item.key, payload=item.value, failed_at_s=self.clock())
-        return Result(sends=[("deadletter", item.key, dumps(doc))])
+        return Result(sends=[(Sink.DEADLETTER, item.key, dumps(doc))])
 
 
 def _where(exc: BaseException) -> str:

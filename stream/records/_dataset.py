@@ -31,7 +31,7 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
     """Usable labelled windows of one record: x (n, 2, L) float16, feats, y (n, 3), t_s, weight."""
     rec = read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg", "abp"))
     windower = Windower(window_s, hop_s, fs_hz)
-    gates = Gates(sampling_rate=fs_hz)
+    gates = Gates(fs_hz=fs_hz)
     ecg, ppg, ys, ts, ws, usable, score = [], [], [], [], [], [], []
     for chunk in iter_chunks(rec, chunk_s):
         try:
@@ -63,7 +63,7 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
     e, p = np.stack(ecg), np.stack(ppg)
     return {
         "x": normalize_waveforms(e, p).astype(np.float16),
-        "feats": window_features(e, p, sampling_rate=fs_hz),
+        "feats": window_features(e, p, fs_hz=fs_hz),
         "y": np.asarray(ys, np.float32),
         "t_s": np.asarray(ts, np.float32),
         "weight": np.asarray(ws, np.float32),
