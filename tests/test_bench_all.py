@@ -123,7 +123,7 @@ def test_batched_replay_gives_the_same_outputs_and_state(recordings):
     """Pipeline.step_many over blocks of a record (the replay's fast path) changes no output and leaves
     the same patient state as Pipeline.step one chunk at a time."""
     from bpstream.stream.core import state_to_bytes
-    from bpstream.stream.evaluation import iter_outputs
+    from bpstream.stream.records import iter_outputs
     from bpstream.stream.core._step import Pipeline
 
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("every:60"))

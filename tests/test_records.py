@@ -51,3 +51,29 @@ def test_list_records_filters_and_reports_missing():
     assert len(list_records([PN2015])) == 124
     with pytest.raises(Exception, match="nope"):
         list_records([PN2015], ["nope"])
+
+
+def test_training_arrays_and_the_quality_report_read_the_steps_own_windows():
+    """One record loop: dataset rows are the step's windows whose label passed (validate's references), and
+    the quality report counts the step's input verdicts."""
+    import numpy as np
+
+    from bpstream.stream.cli.quality import record_quality
+    from bpstream.stream.core import Pipeline, PipelineConfig, WindowResult
+    from bpstream.stream.records import iter_outputs, read_record
+    from bpstream.stream.records._dataset import record_arrays
+
+    path = record("a555l")
+    results = [r for r in iter_outputs(Pipeline(PipelineConfig(methods=("carry_forward",), keep_windows=True)),
+                                       read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg")))
+               if isinstance(r, WindowResult)]
+    labelled = [r for r in results if r.reference is not None and r.reference.usable
+                and None not in (r.reference.sbp_mmhg, r.reference.dbp_mmhg, r.reference.map_mmhg)  # not MAP-only
+                and np.isfinite(r.window.ecg).all() and np.isfinite(r.window.ppg).all()]  # what training can use
+    arrays = record_arrays(path)
+    assert len(arrays["t_s"]) == len(labelled) > 50
+    assert np.allclose(arrays["t_s"], [np.float32(r.t_end_s) for r in labelled])
+    assert np.allclose(arrays["y"][:, 0], [r.reference.sbp_mmhg for r in labelled])
+    assert arrays["input_usable"].tolist() == [r.input_usable for r in labelled]
+    q = record_quality(path, hop_s=2.0)
+    assert (q.windows, q.input_rejected) == (len(results), sum(not r.input_usable for r in results))

@@ -19,9 +19,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 
-from bpstream.stream.evaluation import available_methods, iter_outputs
+from bpstream.stream.evaluation import available_methods
 from bpstream.stream.core import WindowResult
-from bpstream.stream.records import Recording, list_records, read_record
+from bpstream.stream.records import Recording, iter_outputs, list_records, read_record
 from bpstream.stream.core import Schedule
 from bpstream.stream.core import Pipeline, PipelineConfig
 

@@ -1,7 +1,8 @@
 """``bpstream quality PATH... [--records A,B] [--hop-s S] [--json FILE]``: what the filters reject.
 
-Every record is replayed as a stream (reader -> chunks -> Windower -> per-patient InputFilter and
-LabelFilter, in order), and the command prints, over the whole data set:
+Every record is replayed through the per-patient step (the record loop ``validate`` runs: reader ->
+chunks -> windower -> the step's input and label gates, in order), and the command prints, over the
+whole data set:
 
 - the fraction of windows rejected per channel (ECG, PPG, either) and per reason;
 - the fraction of arterial labels rejected, per reason;
@@ -67,40 +68,36 @@ def _naive_sbp(abp: np.ndarray | None, fs: float) -> float:
 
 
 def record_quality(path: Path, hop_s: float = 10.0) -> RecordQuality:
-    """Replay one record through the windower and both per-patient filters."""
-    from bpstream.filters import InputFilter, LabelFilter, Windower
-
-    from bpstream.stream.records import iter_chunks, read_record
+    """Replay one record through the per-patient step (``iter_outputs``, as ``validate`` does) and tally
+    its gates' verdicts."""
+    from bpstream.stream.core import Pipeline, PipelineConfig, WindowResult
+    from bpstream.stream.records import iter_outputs, read_record
 
     rec = read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg"))
     out = RecordQuality(name=rec.name)
-    windower = Windower(window_s=WINDOW_S, hop_s=hop_s, fs_hz=FS_HZ)
-    wins = [w for chunk in iter_chunks(rec) for w in windower.update(chunk)]
-    if not wins:
-        return out
-    q = InputFilter(fs_hz=FS_HZ).update(np.stack([w.ecg for w in wins]), np.stack([w.ppg for w in wins]))
-    labels = LabelFilter(fs_hz=FS_HZ)
-    out.windows = len(wins)
-    out.ecg_rejected = int((~q.ecg_usable).sum())
-    out.ppg_rejected = int((~q.ppg_usable).sum())
-    out.input_rejected = int((~q.usable).sum())
-    out.input_reasons.update(r.value for rs in q.reasons for r in set(rs))
-    for i, w in enumerate(wins):
-        out.segments.append(w.segment)
-        if w.abp is None:
+    config = PipelineConfig(window_s=WINDOW_S, hop_s=hop_s, fs_hz=FS_HZ, methods=("carry_forward",), keep_windows=True)
+    for r in iter_outputs(Pipeline(config), rec):
+        if not isinstance(r, WindowResult):
+            continue
+        out.windows += 1
+        out.ecg_rejected += not r.ecg_usable
+        out.ppg_rejected += not r.ppg_usable
+        out.input_rejected += not r.input_usable
+        out.input_reasons.update(q.value for q in set(r.input_reasons))
+        out.segments.append(r.segment)
+        ref = r.reference
+        if ref is None:
             for lst in (out.sbp_before, out.sbp_after_label, out.sbp_after_both):
                 lst.append(float("nan"))
             continue
-        hr = q.ecg_hr_bpm[i]
-        ref = labels.update(w, ecg_hr_bpm=float(hr) if np.isfinite(hr) else None, ppg=bool(q.ppg_usable[i]))
         out.labels += 1
         if not ref.usable:
             out.label_rejected += 1
-            out.label_reasons.update(r.value for r in set(ref.reasons))
+            out.label_reasons.update(q.value for q in set(ref.reasons))
         sbp = ref.sbp_mmhg if (ref.usable and ref.sbp_mmhg is not None) else None
-        out.sbp_before.append(_naive_sbp(w.abp, w.fs_hz))
+        out.sbp_before.append(_naive_sbp(r.window.abp, r.window.fs_hz))
         out.sbp_after_label.append(float("nan") if sbp is None else float(sbp))
-        out.sbp_after_both.append(float("nan") if sbp is None or not q.usable[i] else float(sbp))
+        out.sbp_after_both.append(float("nan") if sbp is None or not r.input_usable else float(sbp))
     return out
 
 

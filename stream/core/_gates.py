@@ -35,6 +35,8 @@ class InputVerdict:
     ppg_score: float
     ecg_hr_bpm: float | None = None
     ppg_hr_bpm: float | None = None
+    ecg_usable: bool = True
+    ppg_usable: bool = True
 
 
 @stateful("stream.gates", version=2)  # v2: sampling_rate -> fs_hz
@@ -65,6 +67,8 @@ class Gates:
             ppg_score=float(q.ppg_score[0]),
             ecg_hr_bpm=_finite_or_none(q.ecg_hr_bpm[0]),
             ppg_hr_bpm=_finite_or_none(q.ppg_hr_bpm[0]),
+            ecg_usable=bool(q.ecg_usable[0]),
+            ppg_usable=bool(q.ppg_usable[0]),
         )
 
     def label(self, window: Window, quality: InputVerdict, measured: tuple | None = None) -> Reference:

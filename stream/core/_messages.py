@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from bpstream.filters import Chunk, Reason, Reference, stateful
+from bpstream.filters import Chunk, Reason, Reference, Window, stateful
 from bpstream.models import Estimate
 
 __all__ = [
@@ -85,6 +85,10 @@ class WindowResult:
     calibration_age_s: float | None
     labels: tuple[Reference, ...] = ()  # labels learned right after this window's predictions
     calibration_suggested: bool = False  # the published estimate says pressure has left the calibration
+    ecg_usable: bool = True  # the input gate's verdict per channel (input_usable needs both, and more)
+    ppg_usable: bool = True
+    # the window itself, only with PipelineConfig(keep_windows=True) (dataset building, the quality report)
+    window: Window | None = field(default=None, repr=False, compare=False)
 
 
 @stateful("msg.event_kind", version=1)

@@ -64,6 +64,7 @@ class PipelineConfig:
     seq_jump_max: int = 1000  # a seq further ahead is dead-lettered msg_seq_gap ...
     seq_confirm: int = 3  # ... unless this many consecutive seqs confirm the jump
     suggest: SuggestConfig = SuggestConfig()  # when calibration_suggested is raised (see _suggest)
+    keep_windows: bool = False  # WindowResult.window holds the window (offline readers of the step)
 
 
 @stateful("patient", version=1)  # plain-data fields need nothing more; see _state_codec
@@ -258,6 +259,8 @@ class Pipeline:
             ecg_score=quality.ecg_score, ppg_score=quality.ppg_score,
             reference=reference, estimates=estimates, calibration_count=state.calibrations,
             calibration_age_s=age, labels=tuple(label for _, label in labels), calibration_suggested=flagged,
+            ecg_usable=quality.ecg_usable, ppg_usable=quality.ppg_usable,
+            window=window if c.keep_windows else None,
         ))
         return outputs
 

@@ -5,7 +5,7 @@ from ._estimators import DEFAULT_METHODS, available_methods, resolver
 from ._fitting import fit_population, log
 from ._nested import run_nested
 from ._plots import write_plots
-from ._replay_local import RecordRun, iter_outputs, replay_record, score_results
+from ._replay_local import RecordRun, replay_record, score_results
 from ._report import ScoreSheet, iter_with_progress
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "available_methods",
     "fit_population",
     "format_change_table",
-    "iter_outputs",
     "iter_with_progress",
     "log",
     "replay_record",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
-from bpstream.filters import ChunkError
 from bpstream.models import Estimator
 
-from bpstream.stream.core import ChunkMessage, Event, Output, WindowResult
-from bpstream.stream.records import Recording, iter_chunks, read_record
+from bpstream.stream.core import Event, WindowResult
+from bpstream.stream.records import iter_outputs, read_record
 from ._report import ScoreSheet
 from bpstream.stream.core import Pipeline, PipelineConfig
 
@@ -26,29 +25,6 @@ class RecordRun:
     windows: list[WindowResult]
     events: list[Event]
     bad_chunks: int = 0
-
-
-def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0, batched: bool = True,
-                 block: int = 64, states: dict | None = None) -> Iterator[Output]:
-    """The step over a record's chunks (one patient, keyed by the record's name in ``states``), chunks
-    the windower refuses left out. ``batched``: blocks of ``block`` chunks through ``Pipeline.step_many``
-    (the same outputs as ``Pipeline.step`` one by one, several times cheaper filters)."""
-    messages = []
-    for seq, chunk in enumerate(iter_chunks(recording, chunk_s)):
-        try:
-            pipeline.check(ChunkMessage(seq, chunk))
-        except ChunkError:
-            continue
-        messages.append((recording.name, ChunkMessage(seq, chunk)))
-    states = {} if states is None else states
-    if not batched:
-        for key, message in messages:
-            states[key], outputs = pipeline.step(states.get(key), message)
-            yield from outputs
-        return
-    for a in range(0, len(messages), block):
-        for outputs in pipeline.step_many(states, messages[a : a + block]):
-            yield from outputs
 
 
 def replay_record(path: str | Path, config: PipelineConfig, factories: Mapping[str, Callable[[], Estimator]] | None = None,

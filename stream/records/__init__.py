@@ -4,6 +4,7 @@ from ._datadir import find_data_dir
 from ._dataset import build_arrays
 from ._folds import FOLDS_FILE, load_folds
 from ._records import CHANNEL_NAMES, Recording, channel_index, iter_chunks, list_records, read_record
+from ._stepped import iter_outputs
 
 __all__ = [
     "CHANNEL_NAMES",
@@ -13,6 +14,7 @@ __all__ = [
     "channel_index",
     "find_data_dir",
     "iter_chunks",
+    "iter_outputs",
     "list_records",
     "load_folds",
     "read_record",

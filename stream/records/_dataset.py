@@ -15,46 +15,43 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bpstream.filters import ChunkError, Windower
 from bpstream.models import TrainArrays, normalize_waveforms, window_features
-from bpstream.stream.core import Gates, RecordError
+from bpstream.stream.core import Pipeline, PipelineConfig, RecordError, WindowResult
 
-from ._records import iter_chunks, read_record
+from ._records import read_record
+from ._stepped import iter_outputs
 
 __all__ = ["build_arrays", "record_arrays"]
 
-_VERSION = "2"  # bump when the windowing, gates or features change
+_VERSION = "3"  # bump when the windowing, gates or features change (3: read from the step)
 
 
 def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0, hop_s: float = 2.0,
                   chunk_s: float = 2.0) -> dict[str, np.ndarray]:
-    """Usable labelled windows of one record: x (n, 2, L) float16, feats, y (n, 3), t_s, weight."""
+    """Usable labelled windows of one record: x (n, 2, L) float16, feats, y (n, 3), t_s, weight.
+
+    Read from the step's own results (``iter_outputs``: the record loop ``validate`` runs): every window
+    with finite ECG and PPG whose arterial reference the label filter passed, with the input gate's
+    verdict and score beside it."""
     rec = read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg", "abp"))
-    windower = Windower(window_s, hop_s, fs_hz)
-    gates = Gates(fs_hz=fs_hz)
+    config = PipelineConfig(window_s=window_s, hop_s=hop_s, fs_hz=fs_hz, methods=("carry_forward",), keep_windows=True)
     ecg, ppg, ys, ts, ws, usable, score = [], [], [], [], [], [], []
-    for chunk in iter_chunks(rec, chunk_s):
-        try:
-            windows = windower.update(chunk)
-        except ChunkError:
+    for r in iter_outputs(Pipeline(config), rec, chunk_s):
+        if not isinstance(r, WindowResult) or r.window is None or r.window.abp is None or r.reference is None:
             continue
-        for w in windows:
-            if w.abp is None:
-                continue
-            quality = gates.input(w)
-            if not (np.isfinite(w.ecg).all() and np.isfinite(w.ppg).all()):
-                continue
-            ref = gates.label(w, quality)
-            vals = (ref.sbp_mmhg, ref.dbp_mmhg, ref.map_mmhg)
-            if not ref.usable or any(v is None or not np.isfinite(v) for v in vals):
-                continue
-            ecg.append(np.asarray(w.ecg, np.float32))
-            ppg.append(np.asarray(w.ppg, np.float32))
-            ys.append(vals)
-            ts.append(w.t_end_s)
-            ws.append(float(np.clip(ref.good_beat_fraction, 0.3, 1.0)))
-            usable.append(bool(quality.usable))
-            score.append(float(min(quality.ecg_score, quality.ppg_score)))
+        w, ref = r.window, r.reference
+        if not (np.isfinite(w.ecg).all() and np.isfinite(w.ppg).all()):
+            continue
+        vals = (ref.sbp_mmhg, ref.dbp_mmhg, ref.map_mmhg)
+        if not ref.usable or any(v is None or not np.isfinite(v) for v in vals):
+            continue
+        ecg.append(np.asarray(w.ecg, np.float32))
+        ppg.append(np.asarray(w.ppg, np.float32))
+        ys.append(vals)
+        ts.append(w.t_end_s)
+        ws.append(float(np.clip(ref.good_beat_fraction, 0.3, 1.0)))
+        usable.append(bool(r.input_usable))
+        score.append(float(min(r.ecg_score, r.ppg_score)))
     n_samples = int(round(window_s * fs_hz))
     if not ecg:
         return {"x": np.zeros((0, 2, n_samples), np.float16), "feats": np.zeros((0, 9), np.float32),
@@ -73,15 +70,15 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
 
 
 def _code_digest() -> str:
-    """Digest of the code that decides which windows and labels a record yields (filters, gates, features),
+    """Digest of the code that decides which windows and labels a record yields (filters, the step, features),
     so a cache built before a filter changed is never reused."""
     import inspect
 
     import bpstream.filters as filters_pkg
 
     h = hashlib.sha1(_VERSION.encode())
-    files = sorted(Path(filters_pkg.__file__).parent.glob("*.py")) + [Path(inspect.getfile(Gates)),
-                                                                      Path(inspect.getfile(window_features))]
+    files = (sorted(Path(filters_pkg.__file__).parent.glob("*.py")) + sorted(Path(inspect.getfile(Pipeline)).parent.glob("*.py"))
+             + [Path(__file__), Path(inspect.getfile(iter_outputs)), Path(inspect.getfile(window_features))])
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())

@@ -1,0 +1,44 @@
+"""The one record loop: a record's chunks through the per-patient step (``Pipeline.step_many``).
+
+``validate``, ``demo``, the replay bench, dataset building and the quality report all read a record
+through here, so they see exactly the windows, gates and order rules a worker applies.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from bpstream.filters import ChunkError
+from bpstream.stream.core import ChunkMessage, Flush, Output, Pipeline
+
+from ._records import Recording, iter_chunks
+
+__all__ = ["iter_outputs"]
+
+
+def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0, batched: bool = True,
+                 block: int = 64, states: dict | None = None) -> Iterator[Output]:
+    """The step over a record's chunks (one patient, keyed by the record's name in ``states``), chunks
+    the windower refuses left out, then a ``Flush`` (the end of the record applies any chunk still held
+    behind a gap, as a worker does for a quiet patient). ``batched``: blocks of ``block`` chunks through
+    ``Pipeline.step_many`` (the same outputs as ``Pipeline.step`` one by one, several times cheaper)."""
+    key = recording.name
+    messages = []
+    for seq, chunk in enumerate(iter_chunks(recording, chunk_s)):
+        try:
+            pipeline.check(ChunkMessage(seq, chunk))
+        except ChunkError:
+            continue
+        messages.append((key, ChunkMessage(seq, chunk)))
+    states = {} if states is None else states
+    if batched:
+        for a in range(0, len(messages), block):
+            for outputs in pipeline.step_many(states, messages[a : a + block]):
+                yield from outputs
+    else:
+        for _, message in messages:
+            states[key], outputs = pipeline.step(states.get(key), message)
+            yield from outputs
+    if states.get(key) is not None and states[key].held:
+        states[key], outputs = pipeline.step(states[key], Flush())
+        yield from outputs
