@@ -70,19 +70,19 @@ class Beats:
 def abp_beats(abp, fs_hz: float = 125.0, onsets: np.ndarray | None = None) -> Beats:
     """Per-beat pressures of every complete beat (onset to next onset); see :class:`Beats`."""
     x = as_1d(abp)
-    fs = float(fs_hz) if np.isfinite(fs_hz) and fs_hz > 0 else 0.0
+    fs_hz = float(fs_hz) if np.isfinite(fs_hz) and fs_hz > 0 else 0.0
     if onsets is None:
-        on = abp_onsets(x, fs)  # strictly increasing, inside the input
+        on = abp_onsets(x, fs_hz)  # strictly increasing, inside the input
     else:
         on = np.asarray(onsets, dtype=np.int64).reshape(-1)
         on = np.unique(on[(on >= 0) & (on < x.shape[0])])
-    return beats_from_onsets(x, on, fs)
+    return beats_from_onsets(x, on, fs_hz)
 
 
 def beats_from_onsets(x: np.ndarray, on: np.ndarray, fs_hz: float) -> Beats:
     """Per-beat pressures of ``x`` (1-D, mmHg) between strictly increasing onset indices ``on``."""
-    fs = float(fs_hz)
-    if on.size < 2 or not fs > 0:
+    fs_hz = float(fs_hz)
+    if on.size < 2 or not fs_hz > 0:
         return Beats.empty()
     n = x.shape[0]
     start, stop = on[:-1], on[1:]
@@ -95,7 +95,7 @@ def beats_from_onsets(x: np.ndarray, on: np.ndarray, fs_hz: float) -> Beats:
         xs = x[on[0] : on[-1] + 1]
         d = xs[1:] - xs[:-1]
         np.minimum(d, 0.0, out=d)
-        neg = np.add.reduceat(d, rel) / length * fs
+        neg = np.add.reduceat(d, rel) / length * fs_hz
         # systolic index: first sample of each beat that equals its maximum
         beat_id = np.repeat(np.arange(length.size), length)
         hit = (seg == sbp[beat_id]).nonzero()[0]
@@ -108,13 +108,13 @@ def beats_from_onsets(x: np.ndarray, on: np.ndarray, fs_hz: float) -> Beats:
             first = change.nonzero()[0]
             sys_idx[b[first]] = hit[first] + on[0]
         # diastolic pressure: minimum within +-50 ms of the onset, never past the systolic peak
-        m = max(1, int(round(_FOOT_SEARCH_S * fs)))
+        m = max(1, int(round(_FOOT_SEARCH_S * fs_hz)))
         idx = start[:, None] + np.arange(-m, m + 1)[None, :]
         np.maximum(idx, 0, out=idx)
         np.minimum(idx, n - 1, out=idx)
         idx = np.where(idx > sys_idx[:, None], start[:, None], idx)
         dbp = x[idx].min(axis=1)
-        period = length / fs
+        period = length / fs_hz
         good = _limits_ok(sbp, dbp, mean, 60.0 / period)
     return Beats(
         onset=start.astype(np.int64),
@@ -132,11 +132,11 @@ def beats_from_onsets(x: np.ndarray, on: np.ndarray, fs_hz: float) -> Beats:
 def beats_batch(x: np.ndarray, onsets: list[np.ndarray], fs_hz: float) -> list[Beats]:
     """:func:`beats_from_onsets` of every row of ``x`` (n_windows, n_samples) in one pass over the
     flattened batch (row ``i`` gives the same numbers as ``beats_from_onsets(x[i], onsets[i])``)."""
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     n_rows, n = x.shape
     rows = [i for i in range(n_rows) if onsets[i].size >= 2]
     out = [Beats.empty() for _ in range(n_rows)]
-    if not rows or not fs > 0:
+    if not rows or not fs_hz > 0:
         return out
     flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
     g = np.concatenate([onsets[i] + i * n for i in rows])  # every onset, in flat coordinates
@@ -152,7 +152,7 @@ def beats_batch(x: np.ndarray, onsets: list[np.ndarray], fs_hz: float) -> list[B
         np.subtract(flat[1:], flat[:-1], out=d[:-1])
         d[-1] = 0.0
         np.minimum(d, 0.0, out=d)
-        neg = np.add.reduceat(d, g)[:-1][valid] / length * fs
+        neg = np.add.reduceat(d, g)[:-1][valid] / length * fs_hz
         # systolic index: first sample of each beat that equals its maximum
         beat_id = np.repeat(np.arange(length.size), length)
         pos = np.arange(beat_id.size) - np.repeat(np.cumsum(length) - length, length) + start[beat_id]
@@ -166,14 +166,14 @@ def beats_batch(x: np.ndarray, onsets: list[np.ndarray], fs_hz: float) -> list[B
             first = change.nonzero()[0]
             sys_idx[b[first]] = pos[hit[first]]
         # diastolic pressure: minimum within +-50 ms of the onset (inside its row), never past the peak
-        m = max(1, int(round(_FOOT_SEARCH_S * fs)))
+        m = max(1, int(round(_FOOT_SEARCH_S * fs_hz)))
         idx = start[:, None] + np.arange(-m, m + 1)[None, :]
         lo = (brow * n)[:, None]
         np.maximum(idx, lo, out=idx)
         np.minimum(idx, lo + (n - 1), out=idx)
         idx = np.where(idx > sys_idx[:, None], start[:, None], idx)
         dbp = flat[idx].min(axis=1)
-        period = length / fs
+        period = length / fs_hz
         good = _limits_ok(sbp, dbp, mean, 60.0 / period)
     onset_mmhg = flat[start]
     base = brow * n

@@ -85,16 +85,16 @@ def event_measures(abp: np.ndarray, fs_hz: float) -> list[EventMeasures]:
     (n_windows, n_samples), filtered in one pass; rows are independent of each other."""
     T = EVENT_THRESHOLDS
     x = np.asarray(abp, dtype=np.float64)
-    fs = float(fs_hz)
-    w = max(3, int(round(T["pulse_window_s"] * fs)))
+    fs_hz = float(fs_hz)
+    w = max(3, int(round(T["pulse_window_s"] * fs_hz)))
     with np.errstate(all="ignore"):
         xmax = x.max(axis=1)
         roll_max = np.median(maximum_filter1d(x, w, axis=1, mode="nearest"), axis=1)
         at_max = np.abs(x - xmax[:, None]) <= T["clip_tol_mmhg"]
         # non-pulsatile: peak-to-peak of the signal minus its centred 1-s mean (a ramp is not a pulse)
-        resid = x - uniform_filter1d(x, max(3, int(round(fs))), axis=1, mode="nearest")
-        flat = pulsatility_mmhg(resid, fs) < T["non_pulsatile_mmhg"]
-    min_clip = T["clip_min_s"] * fs
+        resid = x - uniform_filter1d(x, max(3, int(round(fs_hz))), axis=1, mode="nearest")
+        flat = pulsatility_mmhg(resid, fs_hz) < T["non_pulsatile_mmhg"]
+    min_clip = T["clip_min_s"] * fs_hz
     need = 2 * int(np.ceil(min_clip))  # two runs of at least min_clip samples
     none = np.zeros((0, 2), dtype=np.int64)
     n_at_max = at_max.sum(axis=1)
@@ -123,58 +123,58 @@ def abp_events(
     them already. Input with non-finite samples gets no events (it is rejected as ABP_NAN).
     """
     x = np.asarray(abp, dtype=np.float64).reshape(-1)
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     if measures is None:  # (measures exist only for finite windows of at least 4 samples)
-        if x.shape[0] < 4 or not fs > 0 or not np.isfinite(x).all():
+        if x.shape[0] < 4 or not fs_hz > 0 or not np.isfinite(x).all():
             return []
-        measures = event_measures(x[None, :], fs)[0]
+        measures = event_measures(x[None, :], fs_hz)[0]
     m = measures
     with np.errstate(all="ignore"):
-        return _events(x, fs, ref_sbp_mmhg, m)
+        return _events(x, fs_hz, ref_sbp_mmhg, m)
 
 
-def _events(x: np.ndarray, fs: float, ref_sbp_mmhg: float | None, m: EventMeasures) -> list[AbpEvent]:
+def _events(x: np.ndarray, fs_hz: float, ref_sbp_mmhg: float | None, m: EventMeasures) -> list[AbpEvent]:
     T = EVENT_THRESHOLDS
     n = x.shape[0]
     events: list[AbpEvent] = []
-    w = max(3, int(round(T["pulse_window_s"] * fs)))
+    w = max(3, int(round(T["pulse_window_s"] * fs_hz)))
     if ref_sbp_mmhg is None:
         ref_sbp_mmhg = m.rolling_max_median_mmhg
     # fast flush / square wave: a flat plateau far above systole
     if m.max_mmhg > ref_sbp_mmhg + T["flush_above_sbp_mmhg"]:
         hi = _runs(x > ref_sbp_mmhg + T["flush_above_sbp_mmhg"])
-        for a, b in hi[(hi[:, 1] - hi[:, 0]) >= T["flush_min_s"] * fs]:
+        for a, b in hi[(hi[:, 1] - hi[:, 0]) >= T["flush_min_s"] * fs_hz]:
             seg = x[a:b]
             if np.percentile(seg, 95) - np.percentile(seg, 5) <= T["flush_flat_mmhg"]:
-                events.append(AbpEvent(Reason.ABP_FLUSH, a / fs, b / fs))
+                events.append(AbpEvent(Reason.ABP_FLUSH, a / fs_hz, b / fs_hz))
     # clipping: the window's maximum held exactly on flat tops of at least two beats (a natural
     # systolic peak stays within 0.5 mmHg of its top for about 20 ms; a clipped one for much longer)
     runs = m.clip_runs
     if runs.shape[0] >= 2:
-        events.append(AbpEvent(Reason.ABP_CLIPPED, runs[0, 0] / fs, runs[-1, 1] / fs))
+        events.append(AbpEvent(Reason.ABP_CLIPPED, runs[0, 0] / fs_hz, runs[-1, 1] / fs_hz))
     # non-pulsatile runs, widened by half the rolling span to the flat part's true extent:
     # zeroing (near 0), blood sampling (ramping, or held above systole), else a flat line
     core = m.non_pulsatile_runs
     if not core.shape[0]:
         return events
     flat = np.stack((np.maximum(core[:, 0] - w // 2, 0), np.minimum(core[:, 1] + w // 2, n)), axis=1)
-    flush = [(e.start_s * fs, e.end_s * fs) for e in events if e.reason is Reason.ABP_FLUSH]
+    flush = [(e.start_s * fs_hz, e.end_s * fs_hz) for e in events if e.reason is Reason.ABP_FLUSH]
     for (a, b), (ca, cb) in zip(flat, core):
         if any(a < fb + w and b > fa - w for fa, fb in flush):
             continue  # the flush plateau itself
-        dur = (b - a) / fs
+        dur = (b - a) / fs_hz
         seg = x[a:b]
         level = float(np.median(seg))
         if abs(level) < T["zero_level_mmhg"]:
             if dur >= T["zero_min_s"]:
-                events.append(AbpEvent(Reason.ABP_ZEROING, a / fs, b / fs))
+                events.append(AbpEvent(Reason.ABP_ZEROING, a / fs_hz, b / fs_hz))
         elif dur >= T["sampling_min_s"]:
-            slope = abs(float(x[cb - 1] - x[ca])) / max((cb - 1 - ca) / fs, 1.0 / fs)
+            slope = abs(float(x[cb - 1] - x[ca])) / max((cb - 1 - ca) / fs_hz, 1.0 / fs_hz)
             high = level >= ref_sbp_mmhg + T["sampling_above_sbp_mmhg"]
             if slope >= T["sampling_ramp_mmhg_s"] or high:
-                events.append(AbpEvent(Reason.ABP_BLOOD_SAMPLING, a / fs, b / fs))
+                events.append(AbpEvent(Reason.ABP_BLOOD_SAMPLING, a / fs_hz, b / fs_hz))
             else:
-                events.append(AbpEvent(Reason.ABP_FLAT, a / fs, b / fs))
+                events.append(AbpEvent(Reason.ABP_FLAT, a / fs_hz, b / fs_hz))
     return events
 
 

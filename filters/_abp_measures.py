@@ -40,27 +40,27 @@ def measure_abp(abp: np.ndarray, fs_hz: float, ppg: np.ndarray | None = None) ->
     x = np.asarray(abp, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"measure_abp: expected (n_windows, n_samples), got shape {x.shape}")
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     n_rows, n = x.shape
     ok = np.isfinite(x).all(axis=1)
-    if n < 4 or not fs > 0 or not ok.any():
+    if n < 4 or not fs_hz > 0 or not ok.any():
         return [None] * n_rows
     if not ok.all():
         x = np.where(ok[:, None], x, 0.0)  # keep the batch finite; those rows are dropped below
-    onsets = abp_onsets_batch(x, fs)
-    events = event_measures(x, fs)
+    onsets = abp_onsets_batch(x, fs_hz)
+    events = event_measures(x, fs_hz)
     with np.errstate(all="ignore"):
-        pulse = np.median(pulsatility_mmhg(x, fs), axis=1)
+        pulse = np.median(pulsatility_mmhg(x, fs_hz), axis=1)
         d = np.diff(x, axis=1)
         k = int(0.99 * (d.shape[1] - 1))
         top = np.partition(d, k, axis=1)[:, k]
-        upstroke = np.where(pulse > 0, top * fs / pulse, np.nan) if n >= 3 else np.full(n_rows, np.nan)
+        upstroke = np.where(pulse > 0, top * fs_hz / pulse, np.nan) if n >= 3 else np.full(n_rows, np.nan)
     spectra: list[Spectra | None] = [None] * n_rows
     if ppg is not None:
         p = np.asarray(ppg, dtype=np.float64)
         if p.shape == x.shape:
-            spectra = crossmodal_spectra(x, p, fs)
-    all_beats = beats_batch(x, onsets, fs)
+            spectra = crossmodal_spectra(x, p, fs_hz)
+    all_beats = beats_batch(x, onsets, fs_hz)
     out: list[AbpMeasures | None] = []
     with np.errstate(all="ignore"):
         for i in range(n_rows):
@@ -70,7 +70,7 @@ def measure_abp(abp: np.ndarray, fs_hz: float, ppg: np.ndarray | None = None) ->
             beats = all_beats[i]
             if len(beats) >= 2:
                 on = beats.onset
-                map_w = float(x[i, on[0] : on[-1] + int(round(beats.period_s[-1] * fs))].mean())
+                map_w = float(x[i, on[0] : on[-1] + int(round(beats.period_s[-1] * fs_hz))].mean())
             else:
                 map_w = float(x[i].mean())
             out.append(AbpMeasures(beats, map_w, float(pulse[i]), float(upstroke[i]), events[i], spectra[i]))

@@ -43,17 +43,17 @@ def _fill_nonfinite(x: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _lowpass_taps(fs: float) -> np.ndarray:
+def _lowpass_taps(fs_hz: float) -> np.ndarray:
     """Linear-phase FIR low-pass (Hamming), about 90 ms long: zero phase when centred."""
-    half = max(2, int(round(0.045 * fs)))
-    return _sig.firwin(2 * half + 1, _LOWPASS_HZ, fs=fs).astype(np.float64)
+    half = max(2, int(round(0.045 * fs_hz)))
+    return _sig.firwin(2 * half + 1, _LOWPASS_HZ, fs=fs_hz).astype(np.float64)
 
 
-def _lowpass(x: np.ndarray, fs: float) -> np.ndarray:
+def _lowpass(x: np.ndarray, fs_hz: float) -> np.ndarray:
     """The 16 Hz low-pass along the last axis of ``x`` (one window or a batch of rows)."""
-    if fs <= 2.5 * _LOWPASS_HZ:
+    if fs_hz <= 2.5 * _LOWPASS_HZ:
         return x
-    h = _lowpass_taps(fs)
+    h = _lowpass_taps(fs_hz)
     if x.shape[-1] <= h.shape[0]:
         return x
     # centred FIR, edges extended with the end samples (symmetric taps: convolution = correlation)
@@ -100,9 +100,9 @@ def abp_onsets_batch(abp: np.ndarray, fs_hz: float = 125.0) -> list[np.ndarray]:
     x = np.asarray(abp, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"abp_onsets_batch: expected (n_windows, n_samples), got shape {x.shape}")
-    fs = float(fs_hz) if np.isfinite(fs_hz) and fs_hz > 0 else 0.0
+    fs_hz = float(fs_hz) if np.isfinite(fs_hz) and fs_hz > 0 else 0.0
     n = x.shape[1]
-    if fs <= 0 or n < max(8, int(_MIN_SAMPLES_S * fs)):
+    if fs_hz <= 0 or n < max(8, int(_MIN_SAMPLES_S * fs_hz)):
         return [np.zeros(0, dtype=np.int64) for _ in range(x.shape[0])]
     with np.errstate(all="ignore"):
         bad = ~np.isfinite(x).all(axis=1)
@@ -110,26 +110,26 @@ def abp_onsets_batch(abp: np.ndarray, fs_hz: float = 125.0) -> list[np.ndarray]:
             x = x.copy()
             for i in np.flatnonzero(bad):
                 x[i] = _fill_nonfinite(x[i])
-        w = max(2, int(round(_SSF_WINDOW_S * fs)))
-        ssf = _ssf(_lowpass(x, fs), w)
+        w = max(2, int(round(_SSF_WINDOW_S * fs_hz)))
+        ssf = _ssf(_lowpass(x, fs_hz), w)
         ssf[:, :w] = 0.0  # incomplete sums at the start (and the filter edge) never trigger
-        base = 3.0 * np.mean(ssf[:, : min(n, int(8 * fs))], axis=1)
+        base = 3.0 * np.mean(ssf[:, : min(n, int(8 * fs_hz))], axis=1)
         # rolling max of ssf[k : k + w + 1] and min of ssf[k - w : k + 1], read at k + (w + 1) // 2
         # and k - w + (w + 1) // 2 (a centred filter of size w + 1 covers [c - (w+1)//2, c - (w+1)//2 + w])
         fwd = _ndi.maximum_filter1d(ssf, w + 1, axis=1, mode="nearest")
         back = _ndi.minimum_filter1d(ssf, w + 1, axis=1, mode="nearest")
         d = np.diff(ssf, axis=1)  # d[j] = ssf[j + 1] - ssf[j]
         if x.shape[0] >= _LOCKSTEP_MIN_ROWS:
-            return _detect_rows(ssf, fwd, back, d, base, fs, w)
-        return [_detect(ssf[i], fwd[i], back[i], d[i], float(base[i]), fs, w) for i in range(x.shape[0])]
+            return _detect_rows(ssf, fwd, back, d, base, fs_hz, w)
+        return [_detect(ssf[i], fwd[i], back[i], d[i], float(base[i]), fs_hz, w) for i in range(x.shape[0])]
 
 
-def _detect(ssf: np.ndarray, fwd: np.ndarray, back: np.ndarray, d: np.ndarray, base: float, fs: float,
+def _detect(ssf: np.ndarray, fwd: np.ndarray, back: np.ndarray, d: np.ndarray, base: float, fs_hz: float,
             w: int) -> np.ndarray:
     n = ssf.shape[0]
-    lock = max(1, int(round(_LOCKOUT_S * fs)))
-    timeout = int(round(_TIMEOUT_S * fs))
-    dec = _DECAY_PER_S / fs
+    lock = max(1, int(round(_LOCKOUT_S * fs_hz)))
+    timeout = int(round(_TIMEOUT_S * fs_hz))
+    dec = _DECAY_PER_S / fs_hz
     half = (w + 1) // 2
     end = n - w
     t = w + 1
@@ -168,14 +168,14 @@ _LOCKSTEP_MIN_ROWS = 4  # below this, the row-by-row loop is cheaper
 _NEAR = 96  # lockstep search: first this many samples after the refractory period (most beats), then the rest
 
 
-def _detect_rows(ssf: np.ndarray, fwd: np.ndarray, back: np.ndarray, d: np.ndarray, base0: np.ndarray, fs: float,
+def _detect_rows(ssf: np.ndarray, fwd: np.ndarray, back: np.ndarray, d: np.ndarray, base0: np.ndarray, fs_hz: float,
                  w: int) -> list[np.ndarray]:
     """:func:`_detect` for every row at once: one beat of every row per step, the threshold search and
     the onset search vectorized over rows (the rare timeout search stays per row). Same onsets."""
     n_rows, n = ssf.shape
-    lock = max(1, int(round(_LOCKOUT_S * fs)))
-    timeout = int(round(_TIMEOUT_S * fs))
-    dec = _DECAY_PER_S / fs
+    lock = max(1, int(round(_LOCKOUT_S * fs_hz)))
+    timeout = int(round(_TIMEOUT_S * fs_hz))
+    dec = _DECAY_PER_S / fs_hz
     half = (w + 1) // 2
     end = n - w
     t = np.full(n_rows, w + 1, dtype=np.int64)

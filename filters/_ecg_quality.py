@@ -59,11 +59,11 @@ def _clean(x: np.ndarray, fs_hz: float) -> np.ndarray:
 
 
 def _detector_a(x: np.ndarray, fs_hz: float) -> PeakSet:
-    fs = float(fs_hz)
-    bp = filt(causal_sos("bandpass", 5.0, 15.0, 2, fs), x, pad_n=int(0.25 * fs))
+    fs_hz = float(fs_hz)
+    bp = filt(causal_sos("bandpass", 5.0, 15.0, 2, fs_hz), x, pad_n=int(0.25 * fs_hz))
     d = np.zeros_like(bp)
     d[:, 1:] = np.diff(bp, axis=1)
-    mwi = moving_mean(d * d, int(round(0.15 * fs)))
+    mwi = moving_mean(d * d, int(round(0.15 * fs_hz)))
     t = mwi.shape[1]
     if t:
         k = int(0.98 * (t - 1))
@@ -71,15 +71,15 @@ def _detector_a(x: np.ndarray, fs_hz: float) -> PeakSet:
     else:
         thr = np.zeros(mwi.shape[0])
     thr = np.maximum(thr, 1e-12)
-    return pick_peaks(mwi, thr, int(round(0.2 * fs)))
+    return pick_peaks(mwi, thr, int(round(0.2 * fs_hz)))
 
 
 def _detector_b(x: np.ndarray, fs_hz: float) -> tuple[PeakSet, np.ndarray]:
-    fs = float(fs_hz)
-    bp = np.abs(filt(causal_sos("bandpass", 8.0, 25.0, 2, fs), x, pad_n=int(0.25 * fs)))
-    env = moving_mean(bp, int(round(0.04 * fs)))
+    fs_hz = float(fs_hz)
+    bp = np.abs(filt(causal_sos("bandpass", 8.0, 25.0, 2, fs_hz), x, pad_n=int(0.25 * fs_hz)))
+    env = moving_mean(bp, int(round(0.04 * fs_hz)))
     n, t = env.shape
-    block = max(int(round(2.0 * fs)), 1)
+    block = max(int(round(2.0 * fs_hz)), 1)
     nb = t // block
     if nb >= 1:
         blk_max = env[:, : nb * block].reshape(n, nb, block).max(axis=2)
@@ -87,23 +87,23 @@ def _detector_b(x: np.ndarray, fs_hz: float) -> tuple[PeakSet, np.ndarray]:
     else:
         thr = 0.35 * env.max(axis=1) if t else np.zeros(n)
     thr = np.maximum(thr, 1e-12)
-    return pick_peaks(env, thr, int(round(0.25 * fs))), bp
+    return pick_peaks(env, thr, int(round(0.25 * fs_hz))), bp
 
 
 def ecg_peaks(ecg: np.ndarray, fs_hz: float = 125.0) -> tuple[PeakSet, PeakSet]:
     """R peaks of both detectors (A, B), each moved to the largest |8-25 Hz| sample within
     -150..+50 ms (undoing the detectors' causal delays). ``ecg``: finite (n, T) array in mV."""
-    fs = float(fs_hz)
-    a = _detector_a(ecg, fs)
-    b, qrs = _detector_b(ecg, fs)
-    lo, hi = int(round(0.15 * fs)), int(round(0.05 * fs))
+    fs_hz = float(fs_hz)
+    a = _detector_a(ecg, fs_hz)
+    b, qrs = _detector_b(ecg, fs_hz)
+    lo, hi = int(round(0.15 * fs_hz)), int(round(0.05 * fs_hz))
     return refine(a, qrs, lo, hi), refine(b, qrs, lo, hi)
 
 
 @lru_cache(maxsize=16)
-def _bas_bands(t: int, fs: float) -> tuple[np.ndarray, int, int]:
+def _bas_bands(t: int, fs_hz: float) -> tuple[np.ndarray, int, int]:
     """Hann window and the number of rfft bins at or below 1 Hz and 40 Hz."""
-    f = np.fft.rfftfreq(t, d=1.0 / fs)
+    f = np.fft.rfftfreq(t, d=1.0 / fs_hz)
     return np.hanning(t)[None, :], int(np.sum(f <= 1.0)), int(np.sum(f <= 40.0))
 
 
@@ -134,17 +134,17 @@ def _kurtosis(x: np.ndarray) -> np.ndarray:
 def ecg_quality(ecg: np.ndarray, fs_hz: float = 125.0) -> EcgQuality:
     """Quality measures of finite ECG windows (n, T) in mV. Non-finite samples must be replaced
     beforehand (the integrity check reports them); see ``bpstream.filters.input_quality``."""
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     n, t = ecg.shape
-    a, b = ecg_peaks(ecg, fs)
+    a, b = ecg_peaks(ecg, fs_hz)
     na, nb = a.counts(), b.counts()
-    m = match_count(a, b, int(round(0.15 * fs)))
+    m = match_count(a, b, int(round(0.15 * fs_hz)))
     denom = na + nb - m
     with np.errstate(all="ignore"):
         bsqi = np.where(denom > 0, m / np.maximum(denom, 1), 0.0)
-    rr = rr_stats(a, fs)
-    clean = _clean(ecg, fs)
-    beats, rows = beat_matrix(clean, a, rr.median_rr_s * fs, TEMPLATE_POINTS)
+    rr = rr_stats(a, fs_hz)
+    clean = _clean(ecg, fs_hz)
+    beats, rows = beat_matrix(clean, a, rr.median_rr_s * fs_hz, TEMPLATE_POINTS)
     tmpl, _ = window_templates(beats, rows, n)
     tc = template_corr(beats, rows, tmpl)
     return EcgQuality(
@@ -155,5 +155,5 @@ def ecg_quality(ecg: np.ndarray, fs_hz: float = 125.0) -> EcgQuality:
         rr_ratio=rr.rr_ratio,
         template_corr=tc,
         kurtosis=_kurtosis(clean) if t else np.full(n, np.nan),
-        bas_sqi=bas_sqi(ecg, fs),
+        bas_sqi=bas_sqi(ecg, fs_hz),
     )

@@ -140,14 +140,14 @@ def measure_input(ecg: object, ppg: object, fs_hz: float = 125.0, thresholds: Qu
     e, p = as_windows(ecg), as_windows(ppg)
     if e.shape[0] != p.shape[0]:
         raise ValueError(f"ecg has {e.shape[0]} windows but ppg has {p.shape[0]}")
-    fs = float(fs_hz)
-    if not np.isfinite(fs) or fs <= 0:
+    fs_hz = float(fs_hz)
+    if not np.isfinite(fs_hz) or fs_hz <= 0:
         raise ValueError(f"fs_hz must be a positive number, got {fs_hz!r}")
     with np.errstate(all="ignore"):  # NaN/inf/subnormal input is judged, never warned about
-        ie, e_ok = integrity_and_clean(e, fs, flat_min_s=thresholds.flat_min_s)
-        ip, p_ok = integrity_and_clean(p, fs, flat_min_s=thresholds.flat_min_s)
-        eq = ecg_quality(e_ok, fs)
-        pq = ppg_quality(p_ok, fs)
+        ie, e_ok = integrity_and_clean(e, fs_hz, flat_min_s=thresholds.flat_min_s)
+        ip, p_ok = integrity_and_clean(p, fs_hz, flat_min_s=thresholds.flat_min_s)
+        eq = ecg_quality(e_ok, fs_hz)
+        pq = ppg_quality(p_ok, fs_hz)
     m = InputMeasures(ie, ip, eq, pq, e.shape[1], p.shape[1])
     m = replace(m, thresholds=thresholds, static_flags=_static_flags(m, thresholds))
     return replace(m, usable_base=usable_except_template(m, thresholds), ppg_template_z=zscore_rows(pq.template))

@@ -36,11 +36,11 @@ def ppg_abp_correlation(
     """
     a = np.asarray(abp, dtype=np.float64).reshape(-1)
     b = np.asarray(ppg, dtype=np.float64).reshape(-1)
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     n = min(a.shape[0], b.shape[0])
-    if not fs > 0 or n < 8 or not (np.isfinite(a[:n]).all() and np.isfinite(b[:n]).all()):
+    if not fs_hz > 0 or n < 8 or not (np.isfinite(a[:n]).all() and np.isfinite(b[:n]).all()):
         return float("nan")
-    return correlation_from_spectra(crossmodal_spectra(a[None, :n], b[None, :n], fs, max_lag_s)[0], hr_bpm)
+    return correlation_from_spectra(crossmodal_spectra(a[None, :n], b[None, :n], fs_hz, max_lag_s)[0], hr_bpm)
 
 
 class Spectra(NamedTuple):
@@ -62,19 +62,19 @@ def crossmodal_spectra(abp: np.ndarray, ppg: np.ndarray, fs_hz: float,
     of equal shape, in one call; None for a row that cannot be correlated (non-finite samples)."""
     a = np.asarray(abp, dtype=np.float64)
     b = np.asarray(ppg, dtype=np.float64)
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     n = a.shape[1]
     ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
-    if not fs > 0 or n < 8 or not ok.any():
+    if not fs_hz > 0 or n < 8 or not ok.any():
         return [None] * a.shape[0]
-    lag = int(round((CROSSMODAL_THRESHOLDS["max_lag_s"] if max_lag_s is None else max_lag_s) * fs))
+    lag = int(round((CROSSMODAL_THRESHOLDS["max_lag_s"] if max_lag_s is None else max_lag_s) * fs_hz))
     lag = min(lag, n - 1)
     nfft = 1 << int(np.ceil(np.log2(n + lag + 1)))
     with np.errstate(all="ignore"):
         A = np.fft.rfft(a - a.mean(axis=1, keepdims=True), nfft, axis=1)
         B = np.fft.rfft(b - b.mean(axis=1, keepdims=True), nfft, axis=1)
         pa, pb = A.real**2 + A.imag**2, B.real**2 + B.imag**2
-    return [Spectra(A[i], B[i], pa[i], pb[i], nfft, lag, fs) if ok[i] else None for i in range(a.shape[0])]
+    return [Spectra(A[i], B[i], pa[i], pb[i], nfft, lag, fs_hz) if ok[i] else None for i in range(a.shape[0])]
 
 
 @lru_cache(maxsize=8)

@@ -162,7 +162,7 @@ class LabelFilter:
         ``measures``: this window's :func:`~bpstream.filters.measure_abp` row (with ``window.ppg``), when
         a batch measured it ahead; the label is the same either way."""
         t0, t1 = float(window.t_start_s), float(window.t_end_s)
-        fs = float(window.fs_hz) if window.fs_hz and np.isfinite(window.fs_hz) else float(self.fs_hz)
+        fs_hz = float(window.fs_hz) if window.fs_hz and np.isfinite(window.fs_hz) else float(self.fs_hz)
         if window.abp is None:
             return self._ref(None, None, None, False, [Reason.ABP_MISSING], t1)
         if (
@@ -173,26 +173,26 @@ class LabelFilter:
             self.n_beats_ = 0
         self.segment_, self.last_t_start_s_, self.last_t_end_s_ = int(window.segment), t0, t1
         x = np.asarray(window.abp, dtype=np.float64).reshape(-1)
-        if x.size < 4 or not fs > 0:
+        if x.size < 4 or not fs_hz > 0:
             return self._ref(None, None, None, False, [Reason.ABP_TOO_FEW_BEATS], t1)
         if not np.isfinite(x).all():
             return self._ref(None, None, None, False, [Reason.ABP_NAN], t1)
         p = window.ppg if ppg is True else (None if ppg is False or ppg is None else ppg)
         if measures is None:
             pw = None if p is None else np.asarray(p, dtype=np.float64).reshape(1, -1)
-            measures = measure_abp(x[None, :], fs, pw if pw is not None and pw.shape[1] == x.size else None)[0]
+            measures = measure_abp(x[None, :], fs_hz, pw if pw is not None and pw.shape[1] == x.size else None)[0]
         elif ppg is not True and p is not None:  # an explicit PPG array: its spectra are not in the measures
             measures = measures._replace(spectra=None)
         with np.errstate(all="ignore"):
-            return self._update(x, fs, t0, t1, ecg_hr_bpm, p, window, measures)
+            return self._update(x, fs_hz, t0, t1, ecg_hr_bpm, p, window, measures)
 
-    def _update(self, x, fs, t0, t1, ecg_hr_bpm, p, window, m: AbpMeasures) -> Reference:
+    def _update(self, x, fs_hz, t0, t1, ecg_hr_bpm, p, window, m: AbpMeasures) -> Reference:
         pref = self.patient_reference(t1)
-        events = abp_events(x, fs, ref_sbp_mmhg=pref[0] if pref else None, measures=m.events)
+        events = abp_events(x, fs_hz, ref_sbp_mmhg=pref[0] if pref else None, measures=m.events)
         for ev in events:
             self._mask(ev.reason, t0 + ev.start_s, t0 + ev.end_s)
         beats = m.beats
-        tb = t0 + beats.onset / fs
+        tb = t0 + beats.onset / fs_hz
         prev = self._buffer_before(tb[0] - 0.1) if len(beats) else self.beats_[:0]
         good, flags = jsqi_beat_flags(beats, prev[-1:, [_S, _D, _O, _P]])
         # offset steps over the carried beats and this window's beats
@@ -233,7 +233,7 @@ class LabelFilter:
                 why.append(Reason.ABP_HR_ECG_DISAGREE)
             if p is not None:
                 c = correlation_from_spectra(m.spectra, hr) if m.spectra is not None else ppg_abp_correlation(
-                    p, x, fs, hr_bpm=hr)
+                    p, x, fs_hz, hr_bpm=hr)
                 if np.isfinite(c):  # a PPG with gaps or no variance is the input filter's business
                     extras["ppg_corr"] = c
                     if c < CROSSMODAL_THRESHOLDS["min_corr"]:

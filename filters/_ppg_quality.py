@@ -50,18 +50,18 @@ def _bandpass(ppg: np.ndarray, fs_hz: float) -> np.ndarray:
 
 
 def _peaks_of(bp: np.ndarray, fs_hz: float) -> PeakSet:
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     n, t = bp.shape
     y = np.maximum(bp, 0.0)
     y = y * y
-    w1 = max(int(round(0.111 * fs)), 1)
-    w2 = max(int(round(0.667 * fs)), 1)
+    w1 = max(int(round(0.111 * fs_hz)), 1)
+    w2 = max(int(round(0.667 * fs_hz)), 1)
     ma_peak = uniform_filter1d(y, size=w1, axis=1, mode="nearest")
     ma_beat = uniform_filter1d(y, size=w2, axis=1, mode="nearest")
     alpha = 0.02 * y.mean(axis=1, keepdims=True) if t else np.zeros((n, 1))
     block = ma_peak > ma_beat + alpha
     feature = np.where(block, bp, -np.inf)
-    return pick_peaks(feature, np.zeros(n), int(round(0.25 * fs)))
+    return pick_peaks(feature, np.zeros(n), int(round(0.25 * fs_hz)))
 
 
 def ppg_peaks(ppg: np.ndarray, fs_hz: float = 125.0) -> PeakSet:
@@ -89,12 +89,12 @@ def template_correlation(window_templates_: np.ndarray, template: np.ndarray) ->
 def ppg_quality(ppg: np.ndarray, fs_hz: float = 125.0) -> PpgQuality:
     """Quality measures of finite PPG windows (n, T). Non-finite samples must be replaced
     beforehand (the integrity check reports them); see ``bpstream.filters.input_quality``."""
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     n, t = ppg.shape
-    bp = _bandpass(ppg, fs)
-    beats = _peaks_of(bp, fs)
-    rr = rr_stats(beats, fs)
-    m, rows = beat_matrix(bp, beats, rr.median_rr_s * fs, TEMPLATE_POINTS, before=0.4)
+    bp = _bandpass(ppg, fs_hz)
+    beats = _peaks_of(bp, fs_hz)
+    rr = rr_stats(beats, fs_hz)
+    m, rows = beat_matrix(bp, beats, rr.median_rr_s * fs_hz, TEMPLATE_POINTS, before=0.4)
     tmpl, cnt = window_templates(m, rows, n)
     own = template_correlation(tmpl, tmpl) if n else np.zeros(0)
     # own-template correlation is the mean beat correlation with the window's own mean z-beat

@@ -66,13 +66,13 @@ class Windower:
         roles = [r for r in (*REQUIRED_ROLES, *OPTIONAL_ROLES) if r in chunk.signals]
         durations = []
         for role in roles:
-            fs = float(chunk.fs_hz.get(role, 0.0))
-            if not np.isfinite(fs) or fs <= 0:
+            fs_hz = float(chunk.fs_hz.get(role, 0.0))
+            if not np.isfinite(fs_hz) or fs_hz <= 0:
                 raise ChunkError(f"{role} has no finite positive sampling rate")
             n = np.asarray(chunk.signals[role]).shape
             if len(n) != 1:
                 raise ChunkError(f"{role} samples must be one-dimensional")
-            durations.append(n[0] / fs)
+            durations.append(n[0] / fs_hz)
         if max(durations) - min(durations) > 1.5 / min(float(chunk.fs_hz[r]) for r in roles):
             raise ChunkError("channels of one chunk cover different durations")
         if not np.isfinite(chunk.t_start_s):
@@ -83,7 +83,7 @@ class Windower:
         self.segment_ += 1
         self.t0_s_ = float(chunk.t_start_s)
         self.layout_ = layout
-        self.resamplers_ = {r: CausalResampler(fs, self.fs_hz) for r, fs in layout}
+        self.resamplers_ = {r: CausalResampler(fs_hz, self.fs_hz) for r, fs_hz in layout}
         self.buffers_ = {r: np.empty(0, dtype=np.float32) for r, _ in layout}
         self.count_ = 0
         self.buf_start_ = 0

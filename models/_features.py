@@ -101,30 +101,30 @@ def _ppg_beats(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray, np.
 
 def _one(xf: np.ndarray, pf: np.ndarray, fs_hz: float) -> np.ndarray:
     """Features of one window from its band-passed ECG ``xf`` and PPG ``pf``."""
-    fs = float(fs_hz)
+    fs_hz = float(fs_hz)
     out = np.full(N_FEATURES, np.nan)
     n = len(xf)
-    r = _r_peaks(xf, fs)
-    feet, peaks, amps, widths = _ppg_beats(pf, fs)
+    r = _r_peaks(xf, fs_hz)
+    feet, peaks, amps, widths = _ppg_beats(pf, fs_hz)
     if r.size >= 3:
-        out[0] = 60.0 / np.median(np.diff(r) / fs)
+        out[0] = 60.0 / np.median(np.diff(r) / fs_hz)
         out[7] = np.log(np.median(np.abs(xf[r])) + 1e-3)
     if feet.size >= 3:
-        out[1] = 60.0 / np.median(np.diff(feet) / fs)
+        out[1] = 60.0 / np.median(np.diff(feet) / fs_hz)
         out[4] = np.log(np.median(amps) + 1e-6)
-        out[5] = 1000.0 * np.median(peaks - feet) / fs
-        out[6] = 1000.0 * np.median(widths) / fs
+        out[5] = 1000.0 * np.median(peaks - feet) / fs_hz
+        out[6] = 1000.0 * np.median(widths) / fs_hz
     if r.size >= 3 and feet.size >= 3:
         # pulse arrival time: each R peak to the next PPG max-slope point within 80-700 ms
-        idx = np.searchsorted(feet, r + int(0.08 * fs))
+        idx = np.searchsorted(feet, r + int(0.08 * fs_hz))
         ok = idx < feet.size
-        pats = (feet[idx[ok]] - r[ok]) / fs
+        pats = (feet[idx[ok]] - r[ok]) / fs_hz
         pats = pats[(pats >= 0.08) & (pats <= 0.7)]
         if pats.size >= 2:
             out[2] = 1000.0 * np.median(pats)
             q75, q25 = np.percentile(pats, [75, 25])
             out[3] = 1000.0 * (q75 - q25)
-        expected = max(n / fs * out[0] / 60.0, 1.0) if np.isfinite(out[0]) else 1.0
+        expected = max(n / fs_hz * out[0] / 60.0, 1.0) if np.isfinite(out[0]) else 1.0
         out[8] = min(pats.size / expected, 1.0)
     else:
         out[8] = 0.0

@@ -44,18 +44,18 @@ def _windows(path: Path) -> dict[str, np.ndarray] | None:
 
     rec = read_record(path, roles=("ecg", "ppg", "abp"), required=("ecg", "ppg", "abp"))
     seg = max(rec.segments, key=lambda s: s.duration_s)
-    fs = float(seg.fs_hz["ecg"])
-    if any(float(seg.fs_hz[r]) != fs for r in ("ppg", "abp")):
+    fs_hz = float(seg.fs_hz["ecg"])
+    if any(float(seg.fs_hz[r]) != fs_hz for r in ("ppg", "abp")):
         return None
-    n, h = int(round(WINDOW_S * fs)), int(round(HOP_S * fs))
+    n, h = int(round(WINDOW_S * fs_hz)), int(round(HOP_S * fs_hz))
     total = len(seg.signals["ecg"])
     starts = np.arange(0, total - n + 1, h)
     if starts.size == 0:
         return None
     idx = starts[:, None] + np.arange(n)[None, :]
     out = {r: np.asarray(seg.signals[r], dtype=np.float64)[idx] for r in ("ecg", "ppg", "abp")}
-    out["t_start_s"] = starts / fs + seg.t_start_s
-    out["fs_hz"] = np.array(fs)
+    out["t_start_s"] = starts / fs_hz + seg.t_start_s
+    out["fs_hz"] = np.array(fs_hz)
     return out
 
 
@@ -95,11 +95,11 @@ def _our_stack(w: dict[str, np.ndarray]) -> tuple[float, float, float, int]:
     """(resample_s, input_s, label_s, n_usable) for one record's batch."""
     from bpstream.filters import InputFilter, Window, abp_reference, measure_abp
 
-    fs = float(w["fs_hz"])
+    fs_hz = float(w["fs_hz"])
     t0 = time.process_time()
-    ecg = resample_batch(w["ecg"], fs)
-    ppg = resample_batch(w["ppg"], fs)
-    abp = resample_batch(w["abp"], fs)
+    ecg = resample_batch(w["ecg"], fs_hz)
+    ppg = resample_batch(w["ppg"], fs_hz)
+    abp = resample_batch(w["abp"], fs_hz)
     t1 = time.process_time()
     q = InputFilter(fs_hz=FS_OUT).update(ecg, ppg)
     t2 = time.process_time()
@@ -123,16 +123,16 @@ def _our_stack(w: dict[str, np.ndarray]) -> tuple[float, float, float, int]:
 def _neurokit2(w: dict[str, np.ndarray], idx: np.ndarray) -> tuple[float, int]:
     import neurokit2 as nk
 
-    fs = int(w["fs_hz"])
+    fs_hz = int(w["fs_hz"])
     errors = 0
     t0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in idx:
             try:
-                nk.ecg_process(w["ecg"][i], sampling_rate=fs)
-                nk.ecg_quality(w["ecg"][i], sampling_rate=fs, method="zhao2018")
-                nk.ppg_process(w["ppg"][i], sampling_rate=fs)
+                nk.ecg_process(w["ecg"][i], sampling_rate=fs_hz)
+                nk.ecg_quality(w["ecg"][i], sampling_rate=fs_hz, method="zhao2018")
+                nk.ppg_process(w["ppg"][i], sampling_rate=fs_hz)
             except Exception:  # neurokit2 raises on flat input, too few beats, NaN ...
                 errors += 1
     return time.process_time() - t0, errors

@@ -58,12 +58,12 @@ class RecordQuality:
     segments: list = field(default_factory=list)
 
 
-def _naive_sbp(abp: np.ndarray | None, fs: float) -> float:
+def _naive_sbp(abp: np.ndarray | None, fs_hz: float) -> float:
     from bpstream.filters import abp_beats
 
     if abp is None or not np.isfinite(abp).all():
         return float("nan")
-    beats = abp_beats(np.asarray(abp, dtype=np.float64), fs)
+    beats = abp_beats(np.asarray(abp, dtype=np.float64), fs_hz)
     return float(np.median(beats.sbp_mmhg)) if len(beats) else float("nan")
 
 

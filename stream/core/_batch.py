@@ -77,14 +77,14 @@ def measure_labels(windows: Sequence[Window], batch: int = BATCH) -> list:
         ppg_ok = w.ppg is not None and np.shape(w.ppg) == np.shape(w.abp)
         groups.setdefault((float(w.fs_hz), np.shape(w.abp), ppg_ok), []).append(i)
     out: list = [None] * len(windows)
-    for (fs, _, ppg_ok), idx in groups.items():
+    for (fs_hz, _, ppg_ok), idx in groups.items():
         for a in range(0, len(idx), batch):
             part = idx[a : a + batch]
             abp = np.stack([np.asarray(windows[i].abp, dtype=np.float64) for i in part])
             ppg = np.stack([np.asarray(windows[i].ppg, dtype=np.float64) for i in part]) if ppg_ok else None
-            for i, m in zip(part, measure_abp(abp, fs, ppg)):
+            for i, m in zip(part, measure_abp(abp, fs_hz, ppg)):
                 if m is not None:
-                    out[i] = (fs, m)
+                    out[i] = (fs_hz, m)
     return out
 
 

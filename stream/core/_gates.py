@@ -81,8 +81,8 @@ class Gates:
             return abp_reference(window.abp, fs_hz=self.fs_hz, t_s=window.t_end_s)
         measures = None
         if measured is not None:
-            fs = window.fs_hz if window.fs_hz and np.isfinite(window.fs_hz) else self.label_filter_.fs_hz
-            if measured[0] == fs:
+            fs_hz = window.fs_hz if window.fs_hz and np.isfinite(window.fs_hz) else self.label_filter_.fs_hz
+            if measured[0] == fs_hz:
                 measures = measured[1]
         return self.label_filter_.update(window, ecg_hr_bpm=quality.ecg_hr_bpm, ppg=quality.ppg_hr_bpm is not None,
                                          measures=measures)

@@ -93,8 +93,8 @@ def encode_channel(x: np.ndarray, fs_hz: float, unit: str | None = None, *, gain
 
 def decode_channel(role: str, ch: ChannelDoc, limits: Limits) -> tuple[float, np.ndarray]:
     """Post-validation of one decoded channel: rate limit, base64, whole values, finiteness, gain, length."""
-    fs = ch.fs_hz
-    if not fs <= limits.max_fs_hz:
+    fs_hz = ch.fs_hz
+    if not fs_hz <= limits.max_fs_hz:
         raise MessageError(Reason.MSG_INVALID, f"{role}.fs_hz must be in (0, {limits.max_fs_hz:g}]")
     try:  # strict base64 (the schema's pattern): whole padded groups, no "=" beyond the padding
         if len(ch.samples) % 4 or ch.samples.endswith("==="):
@@ -121,9 +121,9 @@ def decode_channel(role: str, ch: ChannelDoc, limits: Limits) -> tuple[float, np
         x[d == INT16_MISSING] = np.nan
     if x.size == 0:
         raise MessageError(Reason.MSG_INVALID, f"{role} has no samples")
-    if x.size / fs > limits.max_chunk_s:
-        raise MessageError(Reason.MSG_OVERSIZED, f"{role} covers {x.size / fs:.1f} s > {limits.max_chunk_s:g} s")
-    return fs, x
+    if x.size / fs_hz > limits.max_chunk_s:
+        raise MessageError(Reason.MSG_OVERSIZED, f"{role} covers {x.size / fs_hz:.1f} s > {limits.max_chunk_s:g} s")
+    return fs_hz, x
 
 
 # -- waveforms -------------------------------------------------------------------------------------

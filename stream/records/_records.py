@@ -112,7 +112,7 @@ def channel_index(names: Sequence[str], role: str) -> int | None:
 
 
 def _segment_from(rec: wfdb.Record, roles: Sequence[str], t_start_s: float) -> tuple[Segment, dict[str, int]]:
-    fs = float(rec.fs)
+    fs_hz = float(rec.fs)
     signals: dict[str, np.ndarray] = {}
     picked: dict[str, int] = {}
     for role in roles:
@@ -121,7 +121,7 @@ def _segment_from(rec: wfdb.Record, roles: Sequence[str], t_start_s: float) -> t
             continue
         signals[role] = _scaled(role, rec.p_signal[:, idx], rec.units[idx])
         picked[role] = idx
-    return Segment(t_start_s=t_start_s, fs_hz={r: fs for r in signals}, signals=signals), picked
+    return Segment(t_start_s=t_start_s, fs_hz={r: fs_hz for r in signals}, signals=signals), picked
 
 
 def read_record(
@@ -148,7 +148,7 @@ def read_record(
     channels: list[str] = []
     if isinstance(header, wfdb.MultiRecord):
         t = 0.0
-        fs = float(header.fs)
+        fs_hz = float(header.fs)
         for seg_name, seg_len in zip(header.seg_name, header.seg_len):
             if seg_name != "~" and int(seg_len) > 0:
                 rec = wfdb.rdrecord(str(base.parent / seg_name))
@@ -156,7 +156,7 @@ def read_record(
                 seg, _ = _segment_from(rec, roles, t)
                 if seg.signals:
                     segments.append(seg)
-            t += int(seg_len) / fs
+            t += int(seg_len) / fs_hz
     else:
         rec = wfdb.rdrecord(str(base))
         channels = list(rec.sig_name or [])
@@ -218,8 +218,8 @@ def iter_chunks(recording: Recording, chunk_s: float = 2.0, t0_s: float = 0.0) -
         for i in range(n_chunks):
             sigs = {}
             for role in roles:
-                fs = seg.fs_hz[role]
-                a, b = int(round(i * chunk_s * fs)), int(round((i + 1) * chunk_s * fs))
+                fs_hz = seg.fs_hz[role]
+                a, b = int(round(i * chunk_s * fs_hz)), int(round((i + 1) * chunk_s * fs_hz))
                 sigs[role] = seg.signals[role][a:b]
             if min(len(v) for v in sigs.values()) == 0:
                 continue
