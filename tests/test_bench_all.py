@@ -73,6 +73,10 @@ def test_bench_perf_command_writes_the_flat_keys(tmp_path, capsys):
     assert set(doc["stages_ms_per_window"]) == {"decode", "window", "filters", "infer", "ttt_update_per_label"}
     assert doc["replay_x_realtime"] > 0
     assert doc["perf"]["machine"]["nproc"] >= 1
+    # the work's own cost per 1-s chunk message: half a window of decode + windowing + filters + inference
+    st = doc["stages_ms_per_window"]
+    assert doc["work_ms_per_msg"] == round((st["decode"] + st["window"] + st["filters"] + st["infer"]) / 2, 4) > 0
+    assert doc["cpu_over_work"] is None  # no service part: no worker CPU to compare
     out = capsys.readouterr().out
     assert "replay_x_realtime" in out and "stage ms/window: filters" in out  # the table
 
@@ -100,6 +104,20 @@ def test_probe_verdict_needs_latency_and_flat_lag():
     assert probe(1.5, 4.0).ok  # 80 messages over the 20 s measured: less than one second of 100 beds
     assert not probe(1.5, 6.0).ok  # 120 messages: the worker fell more than a second behind
     assert not probe(1.5, None).ok
+
+
+@pytest.mark.kafka
+def test_service_bench_with_two_worker_processes_reports_the_host(recordings):
+    """One consumer group of two worker processes (one per core): the beds found are the host's, CPU summed."""
+    from bpstream.stream.bench._bench_service import run_service
+
+    out = run_service(recordings, ("carry_forward",), "once", budget_s=75.0, probe_s=4.0, confirm_s=8.0,
+                      start_beds=2, saturation=(8, 14), workers=2)
+    assert "error" not in out, out
+    assert out["worker_processes"] == 2
+    assert out["beds_per_host"] >= 1 and out["beds_per_worker"] == out["beds_per_host"] // 2
+    assert out["cpu_ms_per_msg"] and out["cpu_ms_per_msg"] == out["worker_cpu_ms_per_msg"]
+    assert any(p["windows"] > 0 for p in out["probes"])
 
 
 @pytest.mark.kafka

@@ -89,6 +89,35 @@ class WorkerProcess:
             self._log.close()
 
 
+class WorkerGroup:
+    """``n`` worker processes in one consumer group (one per core: the way to use a host's cores); the
+    bench reads their summed CPU and memory as the host's."""
+
+    def __init__(self, workers: Sequence[WorkerProcess]):
+        self.workers = list(workers)
+
+    def start(self) -> "WorkerGroup":
+        for w in self.workers:
+            w.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return all(w.alive for w in self.workers)
+
+    def rss_mb(self) -> float | None:
+        parts = [w.rss_mb() for w in self.workers]
+        return None if any(p is None for p in parts) else float(sum(parts))
+
+    def cpu_s(self) -> float | None:
+        parts = [w.cpu_s() for w in self.workers]
+        return None if any(p is None for p in parts) else float(sum(parts))
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
 def _iso_s(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._bench_e2e import Bed, Beds, EstimateReader, WorkerProcess
+from ._bench_e2e import Bed, Beds, EstimateReader, WorkerGroup, WorkerProcess
 from ._bench_probe import ProbeResult, run_probe
 from bpstream.stream.records import Recording
 from bpstream.stream.config import Settings
@@ -36,9 +36,10 @@ def run_service(recordings: Sequence[Recording], methods: Sequence[str], calibra
                 probe_s: float = 30.0, confirm_s: float = 120.0, start_beds: int | None = None,
                 p99_limit_s: float = 2.0, partitions: int = 8, saturation: tuple[int, int] = (100, 40),
                 fetch_wait_ms: int | None = None, engine: str = "tansu",
-                guarantee: str = "at_least_once") -> dict:
+                guarantee: str = "at_least_once", workers: int = 1) -> dict:
     """Parts 3-5 in one broker/worker session; ``saturation`` = (patients, chunks each) of the burst;
-    ``engine``: ``tansu`` or ``kafka`` (Apache Kafka, KRaft, from the cached jars)."""
+    ``engine``: ``tansu`` or ``kafka`` (Apache Kafka, KRaft, from the cached jars); ``workers``: worker
+    processes in the consumer group (the beds found are the host's; CPU and memory are their sums)."""
     from bpstream.stream.kafka import ensure_topics
 
     t_start = time.time()
@@ -56,10 +57,16 @@ def run_service(recordings: Sequence[Recording], methods: Sequence[str], calibra
         settings = Settings(broker=broker.bootstrap, app_id=f"bench{int(t_start)}", partitions=partitions,
                             processing_guarantee=guarantee)
         ensure_topics(settings)
-        worker = WorkerProcess(settings, methods, calibration, logdir / "worker.log", fetch_wait_ms).start()
+        logs = [logdir / ("worker.log" if i == 0 else f"worker-{i}.log") for i in range(max(1, workers))]
+        worker = WorkerGroup([WorkerProcess(settings, methods, calibration, log, fetch_wait_ms) for log in logs]).start()
         out = asyncio.run(_run(settings, worker, Beds(recordings), t_start, budget_s, probe_s, confirm_s,
                                start_beds, p99_limit_s, saturation))
-        out["worker_log"] = str(logdir / "worker.log")
+        out["worker_log"] = str(logs[0])
+        out["worker_processes"] = len(logs)
+        if "beds_per_worker" in out:  # what the search found is the host's (all processes together)
+            out["beds_per_host"] = out["beds_per_worker"]
+            out["beds_per_worker"] = out["beds_per_host"] // len(logs)
+            out["cpu_ms_per_msg"] = out.get("worker_cpu_ms_per_msg")  # summed over the processes
         out["engine"], out["processing_guarantee"] = engine, guarantee
         if fetch_wait_ms is not None:
             out["fetch_wait_ms"]["worker"] = int(fetch_wait_ms)
@@ -71,7 +78,7 @@ def run_service(recordings: Sequence[Recording], methods: Sequence[str], calibra
         broker.stop()
 
 
-async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: float, budget_s: float,
+async def _run(settings: Settings, worker: WorkerGroup, beds: Beds, t_start: float, budget_s: float,
                probe_s: float, confirm_s: float, start_beds: int | None, p99_limit_s: float,
                saturation: tuple[int, int]) -> dict:
     from aiokafka import AIOKafkaProducer
@@ -88,7 +95,8 @@ async def _run(settings: Settings, worker: WorkerProcess, beds: Beds, t_start: f
     topic = settings.topic_waveforms
     try:
         t0 = time.time()
-        ready = await _warm_up(producer, reader, beds, topic, worker, timeout_s=90.0)
+        ready = await _warm_up(producer, reader, beds, topic, worker, timeout_s=90.0,
+                               n_beds=1 if len(worker.workers) == 1 else 16)  # beds on every process's partitions
         out["worker_ready_s"] = round(time.time() - t0, 1)
         if not ready:
             out["error"] = "worker gave no estimate (see worker_log)"
@@ -185,21 +193,25 @@ def reader_total_beds(out: dict) -> int:
     return int(sum(p["beds"] for p in out["probes"])) + int((out.get("saturation") or {}).get("patients", 0)) + 1
 
 
-async def _warm_up(producer, reader: EstimateReader, beds: Beds, topic: str, worker: WorkerProcess,
-                   timeout_s: float) -> bool:
-    """One bed, 12 chunks at once, re-sent until an estimate comes back (group join, model load)."""
-    bed = Bed("bench-warmup-0", 0, time.time() - 20.0)
-    reader.beds[bed.patient] = bed
+async def _warm_up(producer, reader: EstimateReader, beds: Beds, topic: str, worker: WorkerGroup,
+                   timeout_s: float, n_beds: int = 1) -> bool:
+    """``n_beds`` beds, 12 chunks at once, re-sent until each has an estimate back (group join, model
+    load; with several processes, beds spread over the partitions so that every process has answered)."""
+    group = [Bed(f"bench-warmup-{i}", i, time.time() - 20.0) for i in range(n_beds)]
+    for bed in group:
+        reader.beds[bed.patient] = bed
     deadline = time.time() + timeout_s
     k = 0
     while time.time() < deadline and worker.alive:
         for _ in range(12 if k == 0 else 1):
-            await producer.send(topic, beds.message(bed.patient, 0, k, bed.t0_s + k), key=bed.patient.encode())
-            bed.published.append(time.time())
+            for bed in group:
+                await producer.send(topic, beds.message(bed.patient, bed.index, k, bed.t0_s + k), key=bed.patient.encode())
+                bed.published.append(time.time())
             k += 1
         await asyncio.sleep(1.0)
-        if bed.done_k >= 0:
-            reader.beds.pop(bed.patient, None)
+        if all(bed.done_k >= 0 for bed in group):
+            for bed in group:
+                reader.beds.pop(bed.patient, None)
             reader.latencies.clear()
             return True
     return False
