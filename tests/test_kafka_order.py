@@ -4,13 +4,11 @@ gives the same pairing and later estimates as one read on time."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 
 from ._data import record
-from ._kafka import WorkerProcess, by_patient, read_topic, settings_for
+from ._kafka import WorkerProcess, read_topic, settings_for
 from .test_kafka_service import compare, in_process
 from bpstream.stream.kafka._codec import dumps, encode_waveform
 from bpstream.stream.core._messages import Calibrate, ChunkMessage, Event, WindowResult

@@ -7,7 +7,6 @@ the patient's estimates all come out.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import random
 import subprocess

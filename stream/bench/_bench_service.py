@@ -95,8 +95,8 @@ async def _run(settings: Settings, worker: WorkerGroup, beds: Beds, t_start: flo
     topic = settings.topic_waveforms
     try:
         t0 = time.time()
-        ready = await _warm_up(producer, reader, beds, topic, worker, timeout_s=90.0,
-                               n_beds=1 if len(worker.workers) == 1 else 16)  # beds on every process's partitions
+        warm_beds = 1 if len(worker.workers) == 1 else 16  # with several processes: beds on every one's partitions
+        ready = await _warm_up(producer, reader, beds, topic, worker, timeout_s=90.0, n_beds=warm_beds)
         out["worker_ready_s"] = round(time.time() - t0, 1)
         if not ready:
             out["error"] = "worker gave no estimate (see worker_log)"
@@ -181,7 +181,7 @@ async def _run(settings: Settings, worker: WorkerGroup, beds: Beds, t_start: flo
         if cpu_ms:
             out["worker_cpu_ms_per_msg"] = round(float(np.median(cpu_ms)), 3)
             out["beds_per_core_projected"] = int(1000.0 / float(np.median(cpu_ms)))
-        out["patients_in_worker"] = reader_total_beds(out)
+        out["patients_in_worker"] = reader_total_beds(out, warm_beds)
         out["service_wall_s"] = round(time.time() - t_start, 1)
         return out
     finally:
@@ -189,8 +189,9 @@ async def _run(settings: Settings, worker: WorkerGroup, beds: Beds, t_start: flo
         await producer.stop()
 
 
-def reader_total_beds(out: dict) -> int:
-    return int(sum(p["beds"] for p in out["probes"])) + int((out.get("saturation") or {}).get("patients", 0)) + 1
+def reader_total_beds(out: dict, warm_beds: int = 1) -> int:
+    """Patients the worker processes hold by the end (every probe's, the burst's, the warm-up's)."""
+    return int(sum(p["beds"] for p in out["probes"])) + int((out.get("saturation") or {}).get("patients", 0)) + warm_beds
 
 
 async def _warm_up(producer, reader: EstimateReader, beds: Beds, topic: str, worker: WorkerGroup,
