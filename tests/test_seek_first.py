@@ -89,3 +89,20 @@ def test_the_worker_app_installs_the_guard_on_assignment():
     signal = service.app.on_partitions_assigned
     names = [getattr(r, "__name__", "") for r in signal.iter_receivers(service.app)]
     assert "_seek_before_resume" in names
+
+
+def test_a_held_resume_is_applied_when_no_seek_follows():
+    """faust's recovery can return between its resume and its seek (the group rebalanced again): the held
+    input partitions are resumed after the bound instead of staying paused for good."""
+    c = RecordingConsumer()
+    install(c, INPUTS, release_after_s=0.05)
+    wave = TP(INPUTS[0], 3)
+
+    async def recovery_that_returns_early() -> bool:
+        c.resume_partitions({wave})
+        held_at_once = wave not in c.active
+        await asyncio.sleep(0.2)  # no perform_seek
+        return held_at_once
+
+    assert asyncio.run(recovery_that_returns_early())
+    assert wave in c.active and c.calls[-1] == ("resume", frozenset({wave}))

@@ -20,6 +20,7 @@ worker does not install it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any, Iterable
 
@@ -44,13 +45,25 @@ def needed() -> bool:
     return True
 
 
-def install(consumer: Any, input_topics: Iterable[str]) -> None:
-    """Wrap ``consumer.resume_partitions`` and ``consumer.perform_seek`` (idempotent)."""
+def install(consumer: Any, input_topics: Iterable[str], release_after_s: float = 10.0) -> None:
+    """Wrap ``consumer.resume_partitions`` and ``consumer.perform_seek`` (idempotent). A held resume is applied
+    after the next seek, or after ``release_after_s`` if no seek has come by then (faust's recovery can return
+    between the two, e.g. when the group rebalances again: the partitions must not stay paused)."""
     if getattr(consumer, "_bpstream_seek_first", False):
         return
     topics = frozenset(input_topics)
     held: set = set()
     resume, seek = consumer.resume_partitions, consumer.perform_seek
+
+    holds = [0]  # which hold a fallback timer belongs to: an old timer never releases a newer hold
+
+    def release(hold: int | None = None) -> None:
+        if hold is not None and hold != holds[0]:
+            return
+        if held:
+            tps = set(held)
+            held.clear()
+            resume(tps)
 
     def resume_partitions(tps: Iterable[Any]) -> None:
         tps = set(tps)
@@ -58,15 +71,18 @@ def install(consumer: Any, input_topics: Iterable[str]) -> None:
         held.update(inputs)
         if tps - inputs:
             resume(tps - inputs)
+        if inputs:  # a seek that never comes (faust's recovery returned early) must not pause them for good
+            holds[0] += 1
+            try:
+                asyncio.get_running_loop().call_later(release_after_s, release, holds[0])
+            except RuntimeError:  # not called on an event loop (faust always is): held until the next seek
+                pass
 
     async def perform_seek() -> None:
         try:
             await seek()
         finally:
-            if held:
-                tps = set(held)
-                held.clear()
-                resume(tps)
+            release()
 
     consumer.resume_partitions = resume_partitions
     consumer.perform_seek = perform_seek
