@@ -154,7 +154,7 @@ def test_commands_wait_for_the_stream_then_calibrate_or_dead_letter(chunks):
 
 
 def test_processor_chains_states_within_a_batch(chunks):
-    settings = Settings(methods=("carry_forward",))
+    settings = Settings(methods=("carry_forward",), state_every_chunks=1)  # state on every batch
     proc = Processor(settings, Pipeline(PipelineConfig(arterial_schedule=Schedule.parse("once"))), clock=lambda: T0)
     items = [Item(WAVES, 0, i, b"p-1", encode_waveform("p-1", i, c)) for i, c in enumerate(chunks[:6])]
     results = proc.process_batch(items)

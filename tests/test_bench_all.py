@@ -196,7 +196,7 @@ def test_worker_batch_sends_the_same_as_one_message_at_a_time(recordings):
     from bpstream.stream.config._settings import Settings
     from bpstream.stream.core._step import Pipeline
 
-    settings = Settings(methods=("carry_forward",), calibration="every:60")
+    settings = Settings(methods=("carry_forward",), calibration="every:60", state_every_chunks=1)  # state per batch
     config = PipelineConfig(methods=("carry_forward",), arterial_schedule=Schedule.parse("every:60"))
     streams = {f"p{i}": list(iter_chunks(rec, 1.0, t0_s=1.8e9 - 120))[:40] for i, rec in enumerate(recordings)}
     values = [(pid.encode(), encode_waveform(pid, k, chunks[k])) for k in range(40) for pid, chunks in streams.items()]

@@ -89,7 +89,7 @@ def _worker_outputs(name: str, settings: Settings, n_chunks: int = 40) -> list[t
     state, out = None, []
     for seq, chunk in enumerate(list(iter_chunks(read_record(_record(name)), 2.0, t0_s=T0))[:n_chunks]):
         result = proc.process(Item(settings.topic_waveforms, 0, seq, name.encode(), encode_waveform(name, seq, chunk), state))
-        state = result.new_state
+        state = result.new_state or state  # the table keeps its value until the worker writes a new one
         out += [(kind, json.loads(value)) for kind, _, value in result.sends]
     return out
 

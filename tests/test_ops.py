@@ -86,7 +86,7 @@ class _Consumer:
 
 
 def test_metrics_are_the_processor_counts_and_the_table():
-    settings = Settings(methods=("carry_forward",), partitions=2)
+    settings = Settings(methods=("carry_forward",), partitions=2, state_every_chunks=1)  # the table per batch
     proc = Processor(settings, pipeline_for(settings), clock=lambda: T0)
     app = SimpleNamespace(consumer=None)
     table = _Table({})
@@ -119,6 +119,9 @@ def test_metrics_are_the_processor_counts_and_the_table():
     # patients and bytes on this worker's waveform partitions only (p-2-elsewhere hashes to the other one or not)
     other = (murmur2(b"p-2-elsewhere") & 0x7FFFFFFF) % 2
     assert got[("bpstream_patients_held", ())] == 2
+    # written once: on the first batch (K = 1); the second batch is a repeat (seq 5 again), which changes nothing
+    assert got[("bpstream_state_writes_total", ())] == proc.counts["state:written"] == 1
+    assert got[("bpstream_patients_state_unwritten", ())] == 0
     assert got[("bpstream_state_bytes", ())] == len(state) + 7
     consumer._assigned = [TP(WAVES, part)]
     got = samples(metrics.render().decode())

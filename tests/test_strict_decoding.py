@@ -193,7 +193,8 @@ def _secret_messages() -> list[tuple[str, bytes, bytes]]:
 
 
 def test_no_field_value_or_identifier_in_logs_or_deadletter_detail(caplog):
-    settings = Settings(topic_waveforms="w", topic_commands="c")
+    # each message alone, against an empty table (state written on every message, so nothing is kept in memory)
+    settings = Settings(topic_waveforms="w", topic_commands="c", state_every_chunks=1)
     proc = Processor(settings, Pipeline(PipelineConfig()), clock=lambda: NOW)
     caplog.set_level(logging.DEBUG)
     details = []

@@ -65,6 +65,8 @@ class Settings:
     processing_guarantee: str = "at_least_once"  # at_least_once | exactly_once (faust's; Kafka transactions)
     batch_max: int = 64  # micro-batch: at most this many messages per executor call
     batch_within_s: float = 0.2  # ... gathered for at most this long (64 / 0.2 s: measured in the README, issue 14)
+    state_every_chunks: int = 10  # a patient's state is written after this many changes (1: every message) ...
+    state_max_age_s: float = 5.0  # ... or when its oldest unwritten change is this old (commands, calibrations: at once)
     max_chunk_bytes: int = 1_000_000  # a waveform message larger than this is dead-lettered
     max_chunk_s: float = 60.0  # a chunk longer than this is dead-lettered
     max_fs_hz: float = 2000.0
@@ -116,6 +118,8 @@ class Settings:
             raise SettingsError("BPSTREAM_BOARD_PORT must be 0-65535")
         if not self.board_host.strip():
             raise SettingsError("BPSTREAM_BOARD_HOST is empty")
+        if self.state_every_chunks < 1 or not self.state_max_age_s >= 0:
+            raise SettingsError("BPSTREAM_STATE_EVERY_CHUNKS must be >= 1 and BPSTREAM_STATE_MAX_AGE_S >= 0")
         if not self.time_max_ahead_s >= 0:
             raise SettingsError("BPSTREAM_TIME_MAX_AHEAD_S must be >= 0")
         if self.log_format not in LOG_FORMATS:

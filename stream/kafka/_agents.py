@@ -8,6 +8,12 @@ together) and encodes each patient's new state once, so torch and numpy never bl
 Back on the loop, the outputs are sent and the new states written to the table (changelog), in
 message order (a patient's state on its last message of the batch).
 
+State written when it matters (``Processor``: every ``state_every_chunks`` changes, at once for commands
+and new calibrations): a message whose change is not written yet stays unacknowledged (``incref``) until
+its patient's state is, so the committed input offsets never pass what the changelog covers. A timer writes
+states whose oldest unwritten change is ``state_max_age_s`` old, and every unwritten state while the group
+rebalances (faust waits for unacknowledged messages before it gives partitions up, and commits then).
+
 Idempotency (at-least-once delivery repeats messages): the step ignores a chunk whose per-patient
 sequence number is not newer than the last one applied and a command whose id it has seen; the
 agent publishes that as a ``duplicate_ignored`` event and leaves the state unchanged.
@@ -90,6 +96,11 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
     headers = {"bpstream-worker": _worker_id().encode()}  # which process published it (no patient data)
 
     last_chunk: dict[bytes, Any] = {}  # each patient's newest waveform event (the table context of a flush)
+    pending: dict[bytes, list[Any]] = {}  # patient -> its messages whose change is not written yet (unacked)
+
+    async def written(key: bytes) -> None:
+        """The patient's state was just written: its pending messages may be committed."""
+        await ack(pending.pop(key, []))
 
     async def handle(events: list[Any]) -> list[Result]:
         items = []
@@ -101,12 +112,19 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
             items.append(Item(msg.topic, msg.partition, msg.offset, ev.key, ev.value,
                               table.get(ev.key) if ev.key is not None else None))
         results = await asyncio.get_running_loop().run_in_executor(None, processor.process_batch, items)
+        covered = []
         for ev, result in zip(events, results):
             _set_current_event(ev)
             if result.new_state is not None:
                 table[ev.key] = result.new_state
+                covered.append(ev.key)
+            if result.deferred:
+                ev.message.incref()  # uncommitted until the patient's state is written (``written``)
+                pending.setdefault(ev.key, []).append(ev)
             for kind, key, value in result.sends:
                 await outputs[kind].send(key=key, value=value, headers=headers)
+        for key in covered:
+            await written(key)
         return results
 
     async def ack(events: list[Any]) -> None:
@@ -158,8 +176,26 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 _set_current_event(ev)
                 if result.new_state is not None:
                     table[key] = result.new_state
+                    await written(key)
                 for kind, k, value in result.sends:
                     await outputs[kind].send(key=k, value=value, headers=headers)
+
+    @app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))
+    async def write_deferred() -> None:
+        """States whose oldest unwritten change is ``state_max_age_s`` old; all of them during a rebalance."""
+        async with lock:
+            keys = processor.stale(0.0 if getattr(app, "rebalancing", False) else settings.state_max_age_s)
+            if not keys:
+                return
+            loop = asyncio.get_running_loop()
+            states = await loop.run_in_executor(None, lambda: [(k, processor.write(k)) for k in keys])
+            for key, new in states:
+                evs = pending.get(key)
+                if new is None or not evs:
+                    continue
+                _set_current_event(evs[-1])  # the table writes to that message's changelog partition
+                table[key] = new
+                await written(key)
 
     @app.timer(interval=30.0)
     async def report_counts() -> None:
@@ -167,5 +203,6 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
         if counts:
             log.info("counts: %s", dict(sorted(counts.items())))
 
+    patients.pending = pending  # for tests: the messages kept uncommitted until their patient's state is written
     patients.held = held  # for tests: release everything with ``held.release(all_=True)``
     return patients

@@ -3,7 +3,8 @@
 ``Processor.process_batch`` runs in a worker thread (one executor call per micro-batch): decode each
 message, load the patient's state (cached, checked against the table's bytes), call the pure
 ``Pipeline.step``, encode the new state and the output messages. Bad input is dead-lettered with
-its reason; a worker never dies of one message.
+its reason; a worker never dies of one message. A patient's state is written every
+``state_every_chunks`` changes, not on every message (``_state_writes``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bpstream.filters import ChunkError, Reason
 from ._codec import decode_command, decode_waveform, deadletter_doc, dumps, estimate_doc, event_doc
 from bpstream.stream.core import MessageError
 from ._fhir import observation
+from ._state_writes import DeferredWrites, Dirty
 from bpstream.stream.core import DeadLetter, Event, EventKind, Flush, WindowResult
 from ._schemas import Limits
 from bpstream.stream.config import Settings
@@ -57,10 +59,11 @@ class Result:
     """What to do on the loop for one message: a new table value and the messages to send."""
 
     new_state: bytes | None = None  # None: leave the table alone
+    deferred: bool = False  # the message changed the patient's state, which is not written yet: keep it unacked
     sends: list[tuple[Sink, bytes | None, bytes]] = field(default_factory=list)  # (sink, key, value)
 
 
-class Processor:
+class Processor(DeferredWrites):
     """Everything the agent does between receiving bytes and sending bytes (testable without Kafka)."""
 
     def __init__(self, settings: Settings, pipeline: Pipeline, clock: Callable[[], float] = time.time):
@@ -76,6 +79,7 @@ class Processor:
         self._model = _model_info(self.method)
         # patients with chunks held behind a missing seq: key -> (monotonic time of their last chunk, bed, monitor)
         self._held: dict[bytes, tuple[float, str | None, str | None]] = {}
+        self._dirty: dict[bytes, Dirty] = {}  # patients whose newest state is not written yet
 
     # -- the batch (runs in a worker thread) ----------------------------------------------------------
     def process_batch(self, items: list[Item]) -> list[Result]:
@@ -92,9 +96,10 @@ class Processor:
             results = self._batch(items, counts)
         except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
             log.error("batched step failed (%s); the batch is stepped message by message", _where(exc))
-            for item in items:
-                if item.key is not None:
-                    self._cache.pop(item.key, None)  # the batched pass may have changed the cached objects
+            for key in {item.key for item in items if item.key is not None}:
+                self._cache.pop(key, None)  # the batched pass may have changed the cached objects
+                if key in self._dirty:
+                    self._rebuild(key)
             results, latest = [], {}
             for item in items:
                 if item.key is not None and item.key in latest:
@@ -151,24 +156,31 @@ class Processor:
             if states[item.key] is None:
                 states[item.key] = self.pipeline.new_state()  # what step(None, chunk) starts from
             steps.append((i, message, bed, monitor))
+        calibrations = {k: s.calibrations for k, s in states.items() if s is not None}  # before the step
         outputs = self.pipeline.step_many(states, [(items[i].key, m) for i, m, _, _ in steps])
         last: dict[bytes, int] = {}  # key -> item index of its last stepped message
         changed: set[bytes] = set(unreadable)
+        urgent: set[bytes] = set(unreadable)  # written now: a command, a new calibration, a reset
+        changers: dict[bytes, list[int]] = {}  # key -> item indices of its messages that changed the state
         waves: dict[bytes, tuple[str | None, str | None]] = {}  # key -> (bed, monitor) of its last chunk
         for (i, _, bed, monitor), outs in zip(steps, outputs):
             item = items[i]
             results[i], applied = self._result(item, outs, bed, monitor, item.key in unreadable - last.keys(), counts)
             if applied:
                 changed.add(item.key)
+                changers.setdefault(item.key, []).append(i)
+                if item.topic != self.settings.topic_waveforms:
+                    urgent.add(item.key)
             if item.topic == self.settings.topic_waveforms:
                 waves[item.key] = (bed, monitor)
             last[item.key] = i
         for key, i in last.items():
             state = states[key]
             if key in changed:
-                new = state_to_bytes(state)
-                self._cache[key] = (new, state)
-                results[i].new_state = new
+                if state.calibrations != calibrations.get(key, 0):
+                    urgent.add(key)
+                self._keep(key, state, items[i].state_bytes if key not in self._dirty else None,
+                           len(changers.get(key, ())), key in urgent, items, results, i, changers.get(key, []))
             if not state.held:
                 self._held.pop(key, None)
             elif key in waves:
@@ -209,6 +221,7 @@ class Processor:
             result, _ = self._result(item, outputs, bed, monitor, False, self.counts)
             result.new_state = state_to_bytes(state)
             self._cache[key] = (result.new_state, state)
+            self._dirty.pop(key, None)
             return result
         except Exception:  # noqa: BLE001 - the chunks stay held; the next message of the patient goes on
             log.exception("flush of held chunks failed")
@@ -255,11 +268,13 @@ class Processor:
             return state, True
 
     def _load(self, key: bytes, data: bytes | None) -> PatientState | None:
-        if data is None:
-            return None
         hit = self._cache.get(key)
         if hit is not None and hit[0] == data:
-            return hit[1]
+            return hit[1]  # with a deferred write: the state in memory, newer than the table's bytes
+        if key in self._dirty:  # the table moved on without us (another worker wrote): it wins
+            self._dirty.pop(key)
+        if data is None:
+            return None
         state = state_from_bytes(data, self.pipeline)
         self._cache[key] = (data, state)
         return state

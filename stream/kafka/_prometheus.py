@@ -113,6 +113,13 @@ class _Collector:
                                          "read (the patient was reset)")
         unreadable.add_metric([], counts.get("state:unreadable", 0))
         yield unreadable
+        writes = CounterMetricFamily("bpstream_state_writes", "patient states written to the table (every "
+                                     "BPSTREAM_STATE_EVERY_CHUNKS changes, or at once for commands and calibrations)")
+        writes.add_metric([], counts.get("state:written", 0))
+        yield writes
+        yield GaugeMetricFamily("bpstream_patients_state_unwritten", "patients whose state in memory is newer than "
+                                "the table (their messages stay uncommitted until it is written)",
+                                value=self.m.processor.unwritten())
 
         patients, size = self.m.state_totals()
         yield GaugeMetricFamily("bpstream_patients_held", "patient states held by this worker (its assigned "

@@ -1,0 +1,93 @@
+"""State written when it matters, not on every chunk (``BPSTREAM_STATE_EVERY_CHUNKS`` = K): a patient's state
+goes to the table (and its changelog) when K of its messages have changed it since the last write, when a
+command or a newly accepted calibration changed it, after a flush, or when the agent's timer finds the
+oldest unwritten change older than ``BPSTREAM_STATE_MAX_AGE_S`` (``stale``/``write``). Until then its
+messages' results say ``deferred``: the agent keeps those messages unacknowledged, so the consumer commits
+input offsets only up to what written states cover, and a worker that takes the partition over restores
+the last written state and replays exactly the messages after it (the step ignores a repeat by its seq).
+
+``DeferredWrites`` is that half of the worker's ``Processor`` (a mixin over its state cache, counts and
+decoder), kept in its own module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from bpstream.stream.core import PatientState, state_from_bytes, state_to_bytes
+
+__all__ = ["DeferredWrites", "Dirty"]
+
+log = logging.getLogger("bpstream.worker")
+
+
+@dataclass
+class Dirty:
+    """A patient whose state in memory is ahead of the table."""
+
+    base: bytes | None  # the table's bytes (what table.get returns) the in-memory state grew from
+    changes: int  # messages that changed it since that write
+    since: float  # monotonic time of the first unwritten change
+    items: list = field(default_factory=list)  # those messages (Items), to rebuild the state if a batch fails midway
+
+
+class DeferredWrites:
+    """The Processor's deferred state writes (uses its ``settings``, ``pipeline``, ``counts``, ``_cache``,
+    ``_dirty`` and ``_decode``)."""
+
+    def _keep(self, key: bytes, state: PatientState, table_bytes: bytes | None, n_changes: int, urgent: bool,
+              items: list, results: list, last_i: int, changers: list[int]) -> None:
+        """Write the patient's state on its last message of the batch, or defer it (see the module docstring)."""
+        every = max(1, self.settings.state_every_chunks)
+        dirty = self._dirty.get(key)
+        changes = (dirty.changes if dirty else 0) + n_changes
+        if urgent or changes >= every:
+            new = state_to_bytes(state)
+            self._cache[key] = (new, state)
+            results[last_i].new_state = new
+            self._dirty.pop(key, None)
+            self.counts["state:written"] += 1
+            return
+        if dirty is None:
+            dirty = self._dirty[key] = Dirty(table_bytes, 0, time.monotonic())
+        dirty.changes = changes
+        dirty.items += [items[j] for j in changers]
+        self._cache[key] = (dirty.base, state)  # the table still holds ``base``; the state in memory is newer
+        for j in changers:
+            results[j].deferred = True
+        self.counts["state:deferred"] += n_changes
+
+    def _rebuild(self, key: bytes) -> None:
+        """A deferred patient's state again, from the table's bytes and its unwritten messages (their outputs
+        were sent already); if even that fails, the patient goes on from the table's state."""
+        dirty = self._dirty[key]
+        try:
+            state = state_from_bytes(dirty.base, self.pipeline) if dirty.base is not None else self.pipeline.new_state()
+            for item in dirty.items:
+                state, _ = self.pipeline.step(state, self._decode(item)[0])
+            self._cache[key] = (dirty.base, state)
+        except Exception as exc:  # noqa: BLE001
+            log.error("rebuilding a deferred patient state failed (%s); it goes on from the stored state", type(exc).__name__)
+            self._dirty.pop(key, None)
+
+    def stale(self, max_age_s: float) -> list[bytes]:
+        """Patients whose oldest unwritten change is at least ``max_age_s`` (wall) old (all: ``max_age_s=0``)."""
+        now = time.monotonic()
+        return [k for k, d in self._dirty.items() if now - d.since >= max_age_s]
+
+    def unwritten(self) -> int:
+        """How many patients have a state in memory newer than the table's."""
+        return len(self._dirty)
+
+    def write(self, key: bytes) -> bytes | None:
+        """The bytes of a deferred patient's state, to write now (None: nothing unwritten)."""
+        dirty = self._dirty.pop(key, None)
+        hit = self._cache.get(key)
+        if dirty is None or hit is None:
+            return None
+        new = state_to_bytes(hit[1])
+        self._cache[key] = (new, hit[1])
+        self.counts["state:written"] += 1
+        return new
