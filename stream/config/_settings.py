@@ -65,7 +65,9 @@ class Settings:
     processing_guarantee: str = "at_least_once"  # at_least_once | exactly_once (faust's; Kafka transactions)
     batch_max: int = 64  # micro-batch: at most this many messages per executor call
     batch_within_s: float = 0.2  # ... gathered for at most this long (64 / 0.2 s: measured in the README, issue 14)
-    state_every_chunks: int = 10  # a patient's state is written after this many changes (1: every message) ...
+    # a patient's state is written after this many changes (1: every message, the default; > 1 is experimental:
+    # one CI run stalled a failover survivor's changelog recovery with 10, see README "What can be lost") ...
+    state_every_chunks: int = 1
     state_max_age_s: float = 5.0  # ... or when its oldest unwritten change is this old (commands, calibrations: at once)
     max_chunk_bytes: int = 1_000_000  # a waveform message larger than this is dead-lettered
     max_chunk_s: float = 60.0  # a chunk longer than this is dead-lettered
