@@ -180,7 +180,6 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 for kind, k, value in result.sends:
                     await outputs[kind].send(key=k, value=value, headers=headers)
 
-    @app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))
     async def write_deferred() -> None:
         """States whose oldest unwritten change is ``state_max_age_s`` old; all of them during a rebalance."""
         async with lock:
@@ -197,12 +196,14 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 table[key] = new
                 await written(key)
 
+    if settings.state_every_chunks > 1:  # nothing is ever deferred at K = 1: no timer taking the lock each second
+        app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))(write_deferred)
+
     @app.timer(interval=30.0)
     async def report_counts() -> None:
         counts = processor.counts.copy()  # the executor thread may be counting right now
         if counts:
             log.info("counts: %s", dict(sorted(counts.items())))
 
-    patients.pending = pending  # for tests: the messages kept uncommitted until their patient's state is written
     patients.held = held  # for tests: release everything with ``held.release(all_=True)``
     return patients

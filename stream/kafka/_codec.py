@@ -55,6 +55,7 @@ __all__ = [
     "decode_waveform",
     "decode_command",
     "estimate_doc",
+    "model_info",
     "event_doc",
     "deadletter_doc",
 ]
@@ -186,6 +187,21 @@ def _quantity(name: str, value: float | None, sd: float | None) -> QuantityDoc |
     if value is None:
         return None
     return QuantityDoc(value=value, unit=UNIT_MMHG, sd=_num(sd), **QUANTITIES[name])
+
+
+def model_info(method: str) -> dict:
+    """The ``model`` block of every estimate the worker publishes with ``method``: name, version, weights digest."""
+    from importlib import metadata
+
+    from bpstream.models import make_estimator
+
+    try:
+        version = metadata.version("bpstream")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        version = "unknown"
+    est = make_estimator(method)
+    return {"name": method, "version": getattr(est, "version", version),
+            "weights_sha256": getattr(est, "weights_sha256", None)}
 
 
 def estimate_doc(patient_id: str, result: WindowResult, method: str, *, model: Mapping[str, Any],

@@ -14,7 +14,14 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["JsonFormatter", "logging_config"]
+__all__ = ["JsonFormatter", "logging_config", "where"]
+
+
+def where(exc: BaseException) -> str:
+    """An exception's type and innermost bpstream frame (file:line), never its message (it may echo content)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "bpstream" in f.filename or "/stream/" in f.filename]
+    last = frames[-1] if frames else None
+    return type(exc).__name__ + (f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}" if last else "")
 
 
 class JsonFormatter(logging.Formatter):

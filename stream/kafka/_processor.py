@@ -19,8 +19,10 @@ from typing import Any, Callable
 from bpstream.filters import ChunkError, Reason
 
 from ._codec import decode_command, decode_waveform, deadletter_doc, dumps, estimate_doc, event_doc
+from ._codec import model_info as _model_info
 from bpstream.stream.core import MessageError
 from ._fhir import observation
+from ._logs import where
 from ._state_writes import DeferredWrites, Dirty
 from bpstream.stream.core import DeadLetter, Event, EventKind, Flush, WindowResult
 from ._schemas import Limits
@@ -95,7 +97,7 @@ class Processor(DeferredWrites):
         try:
             results = self._batch(items, counts)
         except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
-            log.error("batched step failed (%s); the batch is stepped message by message", _where(exc))
+            log.error("batched step failed (%s); the batch is stepped message by message", where(exc))
             for key in {item.key for item in items if item.key is not None}:
                 self._cache.pop(key, None)  # the batched pass may have changed the cached objects
                 if key in self._dirty:
@@ -122,7 +124,7 @@ class Processor(DeferredWrites):
             result = self._batch([item], counts)[0]
         except Exception as exc:  # a worker never dies of one message
             # no exception text and no traceback values: either may echo message content
-            log.error("step failed on %s[%s]@%s: %s", item.topic, item.partition, item.offset, _where(exc))
+            log.error("step failed on %s[%s]@%s: %s", item.topic, item.partition, item.offset, where(exc))
             if item.key is not None:
                 self._cache.pop(item.key, None)
             counts = Counter({f"in:{item.topic}": 1})
@@ -179,8 +181,11 @@ class Processor(DeferredWrites):
             if key in changed:
                 if state.calibrations != calibrations.get(key, 0):
                     urgent.add(key)
-                self._keep(key, state, items[i].state_bytes if key not in self._dirty else None,
-                           len(changers.get(key, ())), key in urgent, items, results, i, changers.get(key, []))
+                mine = changers.get(key, [])
+                results[i].new_state = self._keep(key, state, items[i].state_bytes, [items[j] for j in mine],
+                                                  key in urgent)
+                for j in mine if results[i].new_state is None else ():
+                    results[j].deferred = True
             if not state.held:
                 self._held.pop(key, None)
             elif key in waves:
@@ -287,26 +292,3 @@ class Processor(DeferredWrites):
         doc = deadletter_doc(reason, detail, topic=item.topic, partition=item.partition, offset=item.offset,
                              key=item.key, payload=item.value, failed_at_s=self.clock())
         return Result(sends=[(Sink.DEADLETTER, item.key, dumps(doc))])
-
-
-def _where(exc: BaseException) -> str:
-    """An exception's type and innermost bpstream frame (file:line), never its message."""
-    import traceback
-
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "bpstream" in f.filename or "/stream/" in f.filename]
-    last = frames[-1] if frames else None
-    return type(exc).__name__ + (f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}" if last else "")
-
-
-def _model_info(method: str) -> dict:
-    from importlib import metadata
-
-    from bpstream.models import make_estimator
-
-    try:
-        version = metadata.version("bpstream")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        version = "unknown"
-    est = make_estimator(method)
-    return {"name": method, "version": getattr(est, "version", version),
-            "weights_sha256": getattr(est, "weights_sha256", None)}

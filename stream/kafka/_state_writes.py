@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from bpstream.stream.core import PatientState, state_from_bytes, state_to_bytes
 
+from ._logs import where
+
 __all__ = ["DeferredWrites", "Dirty"]
 
 log = logging.getLogger("bpstream.worker")
@@ -37,27 +39,26 @@ class DeferredWrites:
     """The Processor's deferred state writes (uses its ``settings``, ``pipeline``, ``counts``, ``_cache``,
     ``_dirty`` and ``_decode``)."""
 
-    def _keep(self, key: bytes, state: PatientState, table_bytes: bytes | None, n_changes: int, urgent: bool,
-              items: list, results: list, last_i: int, changers: list[int]) -> None:
-        """Write the patient's state on its last message of the batch, or defer it (see the module docstring)."""
-        every = max(1, self.settings.state_every_chunks)
+    def _keep(self, key: bytes, state: PatientState, table_bytes: bytes | None, changed: list,
+              urgent: bool) -> bytes | None:
+        """A patient's state after a batch changed it (``changed``: its Items that did): the bytes to write on its
+        last message of the batch, or None when the write is deferred (see the module docstring).
+        ``table_bytes``: the table's value the batch was given for the patient."""
         dirty = self._dirty.get(key)
-        changes = (dirty.changes if dirty else 0) + n_changes
-        if urgent or changes >= every:
+        changes = (dirty.changes if dirty else 0) + len(changed)
+        if urgent or changes >= self.settings.state_every_chunks:
             new = state_to_bytes(state)
             self._cache[key] = (new, state)
-            results[last_i].new_state = new
             self._dirty.pop(key, None)
             self.counts["state:written"] += 1
-            return
+            return new
         if dirty is None:
             dirty = self._dirty[key] = Dirty(table_bytes, 0, time.monotonic())
         dirty.changes = changes
-        dirty.items += [items[j] for j in changers]
+        dirty.items += changed
         self._cache[key] = (dirty.base, state)  # the table still holds ``base``; the state in memory is newer
-        for j in changers:
-            results[j].deferred = True
-        self.counts["state:deferred"] += n_changes
+        self.counts["state:deferred"] += len(changed)
+        return None
 
     def _rebuild(self, key: bytes) -> None:
         """A deferred patient's state again, from the table's bytes and its unwritten messages (their outputs
@@ -69,7 +70,7 @@ class DeferredWrites:
                 state, _ = self.pipeline.step(state, self._decode(item)[0])
             self._cache[key] = (dirty.base, state)
         except Exception as exc:  # noqa: BLE001
-            log.error("rebuilding a deferred patient state failed (%s); it goes on from the stored state", type(exc).__name__)
+            log.error("rebuilding a deferred patient state failed (%s); it goes on from the stored state", where(exc))
             self._dirty.pop(key, None)
 
     def stale(self, max_age_s: float) -> list[bytes]:
