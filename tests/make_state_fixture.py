@@ -1,4 +1,4 @@
-"""How ``tests/fixtures/state_v0_synthetic.bin`` was made (run once; kept, never regenerated).
+"""How ``tests/fixtures/state_v0_synthetic.bin`` and ``state_v2_synthetic.bin`` were made (run once each; kept).
 
 A SYNTHETIC patient (NeuroKit2's simulated ECG and PPG at 70 bpm, an arterial pulse shaped like the
 PPG, 120/70 mmHg; no recorded data) is stepped for 40 s through a pipeline running ``carry_forward``
@@ -6,9 +6,14 @@ and ``ttt`` with the arterial schedule ``once``, then its state is written with 
 commit 02a7ee8 (the ``module:qualname`` format, "v0" here). ``state_v0_synthetic.json`` keeps what
 the state held, so the test can check what a later codec reads back.
 
-    .venv/bin/python tests/make_state_fixture.py OUT.bin     # writes OUT.bin and OUT.json
+``state_v2_synthetic.bin`` is the same patient stepped through every estimator (``--all``: fusion, ttt,
+offset, frozen, carry_forward, mean), written by the format-2 codec (JSON header and raw buffers through
+``bpstream.models.pack``) of commit b00db86, the last before format 3; its ``.json`` adds the SHA-256 of
+every estimator's ``to_bytes()``.
 
-Rerunning it with today's code writes today's format, not v0: the committed v0 file is the fixture.
+    .venv/bin/python tests/make_state_fixture.py OUT.bin [--all]    # writes OUT.bin and OUT.json
+
+Rerunning it with today's code writes today's format: the committed files are the fixtures.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 FS = 125.0
 METHODS = ("carry_forward", "ttt")
+ALL_METHODS = ("fusion", "ttt", "offset", "frozen", "carry_forward", "mean")
 
 
 def synthetic_chunks(seconds: float, chunk_s: float = 2.0, t0: float = 1_780_000_000.0):
@@ -45,15 +51,15 @@ def synthetic_chunks(seconds: float, chunk_s: float = 2.0, t0: float = 1_780_000
                                     {"ecg": ecg[a:b], "ppg": ppg[a:b], "abp": abp[a:b]}))
 
 
-def pipeline():
+def pipeline(methods: tuple[str, ...] = METHODS):
     from bpstream.stream.core._schedule import Schedule
     from bpstream.stream.core._step import Pipeline, PipelineConfig
 
-    return Pipeline(PipelineConfig(methods=METHODS, arterial_schedule=Schedule.parse("once")))
+    return Pipeline(PipelineConfig(methods=methods, arterial_schedule=Schedule.parse("once")))
 
 
-def main(out: str) -> None:
-    p = pipeline()
+def main(out: str, methods: tuple[str, ...] = METHODS) -> None:
+    p = pipeline(methods)
     state = None
     for m in synthetic_chunks(40.0):
         state, _ = p.step(state, m)
@@ -65,9 +71,11 @@ def main(out: str) -> None:
              "last_t_end_s": state.last_t_end_s, "carry_forward_last": state.estimators["carry_forward"].last_,
              "ttt_state_sha256": hashlib.sha256(state.estimators["ttt"].to_bytes()).hexdigest(),
              "bytes": len(blob)}
+    if methods != METHODS:
+        facts["estimator_sha256"] = {m: hashlib.sha256(e.to_bytes()).hexdigest() for m, e in state.estimators.items()}
     Path(out).with_suffix(".json").write_text(json.dumps(facts, indent=1) + "\n")
     print(facts)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], ALL_METHODS if "--all" in sys.argv[2:] else METHODS)
