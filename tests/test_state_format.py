@@ -1,7 +1,8 @@
-"""Issue 10, failure 10: patient state survives code changes (tags, versions, migrations, format 1).
+"""Issue 10, failure 10: patient state survives code changes (tags, versions, migrations, formats 1 and 2).
 
 ``tests/fixtures/state_v0_synthetic.bin`` was written by the codec of commit 02a7ee8 (classes named by
 ``module:qualname``) from a synthetic patient (``tests/make_state_fixture.py``); it must still read.
+Format 3 itself (msgpack): ``tests/test_state_msgpack.py``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import pytest
 
 from bpstream.filters import Reason, Windower, stateful
 from bpstream.filters._stateful import STATE_CLASSES, migrates, tag_of
-from bpstream.models import StateError, pack, unpack
+from bpstream.models import StateError
 from bpstream.stream.kafka._codec import dumps
 from bpstream.stream.core._messages import EventKind
 from bpstream.stream.kafka._processor import Item, Processor
 from bpstream.stream.config._settings import Settings
-from bpstream.stream.core._state_codec import state_from_bytes, state_to_bytes
+from bpstream.stream.core._msgpack_tree import tree_from_bytes, tree_to_bytes
+from bpstream.stream.core._state_codec import _document, salvage_counters, state_from_bytes, state_to_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,7 +44,7 @@ def test_state_written_by_the_old_codec_reads_and_is_rewritten_in_the_new_format
     new = state_to_bytes(state)
     assert b"sampling_rate" not in new
     assert b"bpstream." not in new and b":Windower" not in new  # no module paths in the new format
-    assert unpack(new)["format"] == 2
+    assert new[:4] == b"BPS3" and _document(new)[0] == 3
     again = state_from_bytes(new, p)
     assert state_to_bytes(again) == new
     # and the patient goes on: the next chunks give the next estimates
@@ -123,9 +125,11 @@ def test_an_unreadable_state_resets_the_patient_with_an_event_not_a_deadletter()
     proc = Processor(settings, p, clock=lambda: 1_780_000_100.0)
     state = p.new_state()
     state.out_seq, state.last_seq = 41, 3
-    doc = unpack(state_to_bytes(state))
+    data = state_to_bytes(state)
+    doc = tree_from_bytes(data[4:])
     doc["rest"]["windower"] = {"O": "filters.no_such_part", "n": 1, "v": {}}
-    broken = pack(doc)
+    broken = data[:4] + tree_to_bytes(doc)
+    assert salvage_counters(broken) == {"last_seq": 3, "out_seq": 41}
     from bpstream.stream.kafka._codec import encode_waveform
 
     chunk = list(synthetic_chunks(12.0))[4]

@@ -9,19 +9,23 @@ newer version, no migration path, corrupt bytes) makes the whole state unreadabl
 resets that patient with a ``patient_reset`` event, reason ``state_unreadable`` (never dead-letters
 its later messages), keeping the sequence counters when they can still be read.
 
-Layout (through ``bpstream.models.pack``): ``{"format": 2, "patient": [tag, version],
-"estimators": {method: {"tag", "n", "state"}}, "rest": {field: node}}``. Estimators serialise their own
-learned state (``to_bytes``; their parameters come from the pipeline, which rebuilds a fresh state
-first); a stored estimator whose tag differs from the one the pipeline runs under that method is
-dropped (the method starts fresh). Every other field is a tree of plain values (None, bool, int,
-float, str, bytes, numpy arrays, lists, ``{"T": tuple}``, ``{"M": dict}``) and tagged objects
-(``{"D"|"O": tag, "n": version, "v": attributes}``, enums ``{"E": tag, "v": value}``): plain-data
-fields of PatientState need nothing registered; fields the code no longer has are dropped, new ones
-keep their defaults.
+**Format 3** (written): the magic ``b"BPS3"``, then one msgpack document (``_msgpack_tree``: numpy
+arrays and scalars as msgpack extensions, dtype string, shape and raw buffer; floats as IEEE doubles)
+``{"format": 3, "patient": [tag, version], "estimators": {method: {"tag", "n", "state"}}, "rest":
+{field: node}}``. An estimator's ``state`` is its learned state (``state_dict()``, attribute -> node),
+loaded back with ``load_state_dict`` after the migrations of its tag; its parameters come from the
+pipeline, which rebuilds a fresh state first. A stored estimator whose tag differs from the one the
+pipeline runs under that method is dropped (the method starts fresh). Every other field is a tree of
+plain values (None, bool, int, float, str, bytes, numpy arrays and scalars, lists, ``{"T": tuple}``,
+``{"M": dict}``) and tagged objects (``{"D"|"O": tag, "n": version, "v": attributes}``, enums ``{"E":
+tag, "v": value}``): plain-data fields of PatientState need nothing registered; fields the code no
+longer has are dropped, new ones keep their defaults. (The journal's estimator snapshots stay
+``to_bytes()`` blobs, i.e. ``bpstream.models.pack``, inside that tree.)
 
-**Format 1** (before tags: classes named ``module:qualname``) is still read: the known paths of that
-release map to tags at version 1 (``_LEGACY_PATHS``), and the next write is format 2 (read once,
-rewritten).
+**Formats 2 and 1 are still read** (both ``bpstream.models.pack``: magic ``b"BPS1"``, a JSON header,
+raw buffers), and the next write is format 3 (read once, rewritten). Format 2 is the same document with
+each estimator's state as a ``to_bytes()`` blob. Format 1 (before tags: classes named
+``module:qualname``) maps the known paths of that release to tags at version 1 (``_LEGACY_PATHS``).
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ from typing import Any
 import numpy as np
 
 from bpstream.filters import migrate, state_class, tag_of
-from bpstream.models import Estimator, StateError, pack, unpack
+from bpstream.models import Estimator, StateError, unpack
 
+from ._msgpack_tree import tree_from_bytes, tree_to_bytes
 from ._step import PatientState, Pipeline
 
 __all__ = ["state_to_bytes", "state_from_bytes", "salvage_counters", "StateError"]
 
-_FORMAT = 2
+_FORMAT = 3
+_MAGIC = b"BPS3"  # formats 1 and 2 begin with bpstream.models.pack's b"BPS1"
 _SALVAGED = ("last_seq", "out_seq")  # kept across an unreadable state, so identities never go backwards
 
 # format 1 (commit 02a7ee8 and before) named classes by module path: each known path -> its tag (version 1)
@@ -158,8 +164,9 @@ def state_to_bytes(state: PatientState) -> bytes:
     estimators = {}
     for method, est in state.estimators.items():
         tag, version = _estimator_tag(est)
-        estimators[method] = {"tag": tag, "n": version, "state": est.to_bytes()}
-    return pack({"format": _FORMAT, "patient": list(_tag(state)), "estimators": estimators, "rest": rest})
+        estimators[method] = {"tag": tag, "n": version, "state": {k: _enc(v) for k, v in est.state_dict().items()}}
+    doc = {"format": _FORMAT, "patient": list(_tag(state)), "estimators": estimators, "rest": rest}
+    return _MAGIC + tree_to_bytes(doc)
 
 
 def state_from_bytes(data: bytes, pipeline: Pipeline) -> PatientState:
@@ -167,19 +174,29 @@ def state_from_bytes(data: bytes, pipeline: Pipeline) -> PatientState:
 
     Raises StateError (and nothing else) when the bytes cannot be read."""
     try:
-        return _read(unpack(data), pipeline)
+        return _read(*_document(data), pipeline)
     except StateError:
         raise
     except Exception as exc:  # a corrupt or incompatible part: unreadable, whatever broke
         raise StateError(f"unreadable patient state ({type(exc).__name__})") from None
 
 
-def _read(doc: Any, pipeline: Pipeline) -> PatientState:
+def _document(data: bytes) -> tuple[int, dict]:
+    """(format, document) of the bytes of any format this code reads."""
+    if isinstance(data, (bytes, bytearray, memoryview)) and bytes(data[:4]) == _MAGIC:
+        doc, formats = tree_from_bytes(memoryview(data)[4:]), (_FORMAT,)
+    else:
+        doc, formats = unpack(data), (1, 2)
     if not isinstance(doc, dict):
         raise StateError("not a patient state")
-    legacy = doc.get("format") is None and doc.get("version") == 1
-    if not legacy and doc.get("format") != _FORMAT:
+    fmt = 1 if doc.get("format") is None and doc.get("version") == 1 else doc.get("format")
+    if fmt not in formats or isinstance(fmt, bool):
         raise StateError("unknown patient state format")
+    return fmt, doc
+
+
+def _read(fmt: int, doc: dict, pipeline: Pipeline) -> PatientState:
+    legacy = fmt == 1
     reader = _Reader(legacy)
     state = pipeline.new_state()
     for method, stored in doc["estimators"].items():
@@ -187,16 +204,18 @@ def _read(doc: Any, pipeline: Pipeline) -> PatientState:
         if est is None:
             continue
         if legacy:
-            tag, version, blob = _LEGACY_PATHS.get(doc["classes"].get(method)), 1, stored
+            tag, version, saved = _LEGACY_PATHS.get(doc["classes"].get(method)), 1, stored
         else:
-            tag, version, blob = stored["tag"], stored["n"], stored["state"]
+            tag, version, saved = stored["tag"], stored["n"], stored["state"]
         mine, current = _estimator_tag(est)
         if tag != mine:
             continue  # another estimator under this method name: it starts fresh
-        if version == current:
-            est.load_bytes(blob)
+        if fmt == _FORMAT:
+            est.load_state_dict(migrate(tag, version, {k: reader.dec(v) for k, v in saved.items()}))
+        elif version == current:
+            est.load_bytes(saved)
         else:
-            est.load_state_dict(migrate(tag, version, unpack(blob)))
+            est.load_state_dict(migrate(tag, version, unpack(saved)))
     values = {name: reader.dec(node) for name, node in doc["rest"].items()}
     tag, version = (_tag(state)[0], 1) if legacy else tuple(doc["patient"])
     if tag != _tag(state)[0]:
@@ -212,7 +231,7 @@ def _read(doc: Any, pipeline: Pipeline) -> PatientState:
 def salvage_counters(data: bytes | None) -> dict[str, int]:
     """The sequence counters of a state that cannot be read as a whole, where they still can be."""
     try:
-        rest = unpack(data)["rest"]
+        rest = _document(data)[1]["rest"]
         return {k: rest[k] for k in _SALVAGED if isinstance(rest.get(k), int) and not isinstance(rest[k], bool)}
     except Exception:  # noqa: BLE001 - nothing to salvage
         return {}
