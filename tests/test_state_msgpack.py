@@ -216,6 +216,9 @@ def test_unknown_tags_and_mixed_formats_are_refused_and_import_nothing(stepped):
             state_from_bytes(bytes3({**doc, "format": fmt}), p)
     with pytest.raises(StateError):
         state_from_bytes(pack(doc), p)  # a format-3 document in the old container
+    newer = {**doc["estimators"], "ttt": {**doc["estimators"]["ttt"], "n": 2}}  # an estimator newer than this code
+    with pytest.raises(StateError):
+        state_from_bytes(bytes3({**doc, "estimators": newer}), p)
     # an estimator stored under another tag: that method starts fresh, the rest reads
     est = {**doc["estimators"], "ttt": {**doc["estimators"]["ttt"], "tag": "est.somebody_else"}}
     fresh = state_from_bytes(bytes3({**doc, "estimators": est}), p)

@@ -210,12 +210,11 @@ def _read(fmt: int, doc: dict, pipeline: Pipeline) -> PatientState:
         mine, current = _estimator_tag(est)
         if tag != mine:
             continue  # another estimator under this method name: it starts fresh
-        if fmt == _FORMAT:
-            est.load_state_dict(migrate(tag, version, {k: reader.dec(v) for k, v in saved.items()}))
-        elif version == current:
+        if fmt != _FORMAT and version == current:
             est.load_bytes(saved)
-        else:
-            est.load_state_dict(migrate(tag, version, unpack(saved)))
+            continue
+        values = {k: reader.dec(v) for k, v in saved.items()} if fmt == _FORMAT else unpack(saved)
+        est.load_state_dict(values if version == current else migrate(tag, version, values))  # untagged: v1 only
     values = {name: reader.dec(node) for name, node in doc["rest"].items()}
     tag, version = (_tag(state)[0], 1) if legacy else tuple(doc["patient"])
     if tag != _tag(state)[0]:
