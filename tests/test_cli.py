@@ -68,3 +68,39 @@ def test_version_and_tail_help_without_wfdb():
     # `validate --help` works without it)
     code = code.replace("['tail', '--help']", f"['validate', {str(PN2015 / 'f362s')!r}, '--methods', 'carry_forward']")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode != 0
+
+
+def test_worker_at_warning_level_builds_no_debug_records(tmp_path):
+    """faust's terminal spinner (on at log level warning and above) sets the root logger to DEBUG, so every
+    aiokafka/faust debug call would build a LogRecord; the worker runs without it. In a subprocess: mode's
+    logging set-up replaces the process's logging configuration."""
+    import subprocess
+    import sys
+
+    script = """
+import logging
+import sys
+from faust import Worker
+from bpstream.stream.cli.worker import _bounded_stop
+from bpstream.stream.config import Settings
+from bpstream.stream.kafka import logging_config
+from bpstream.stream.kafka.app import create_app
+for fmt in ("json", "text"):
+    s = Settings().replace(log_level="warning", log_format=fmt)
+    w = _bounded_stop(Worker)(create_app(s).app, loglevel=s.log_level, quiet=True,
+                              logging_config=logging_config(s.log_format, s.log_level))
+    w._setup_logging()
+    lg = logging.getLogger("aiokafka.consumer.fetcher")
+    with open(sys.argv[1], "a") as f:  # mode redirects stdout into logging
+        print(fmt, lg.isEnabledFor(logging.DEBUG), lg.isEnabledFor(logging.WARNING),
+              sorted(type(h).__name__ for h in logging.root.handlers), file=f)
+"""
+    found = tmp_path / "levels.txt"
+    out = subprocess.run([sys.executable, "-c", script, str(found)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = found.read_text().splitlines()
+    assert len(lines) == 2, lines
+    for ln in lines:
+        fmt, debug, warning, handlers = ln.split(" ", 3)
+        assert (debug, warning) == ("False", "True"), ln
+        assert "SpinnerHandler" not in handlers, ln

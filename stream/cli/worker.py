@@ -72,6 +72,10 @@ def _bounded_stop(worker_cls: type) -> type:
         def __init__(self, *args, stop_timeout_s: float = 10.0, **kwargs):
             super().__init__(*args, **kwargs)
             self._stop_timeout_s = stop_timeout_s
+            # no terminal spinner: at log level warning or above, faust's spinner sets the root logger to
+            # DEBUG (its handler spins on every record), so every aiokafka/faust debug call built a
+            # LogRecord: 7 % of a worker's busy time in `bench perf`, which runs workers at "warning"
+            self.spinner = None
 
         def _schedule_shutdown(self, signal):  # noqa: ANN001 - mode's signature
             if not self._signal_stop_time:
