@@ -24,7 +24,6 @@ class RecordRun:
     record: str
     windows: list[WindowResult]
     events: list[Event]
-    bad_chunks: int = 0
 
 
 def replay_record(path: str | Path, config: PipelineConfig, factories: Mapping[str, Callable[[], Estimator]] | None = None,
