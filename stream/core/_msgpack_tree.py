@@ -9,7 +9,9 @@ back as the same numpy type. Tuples are written as lists (the state codec marks 
 ``{"T": [...]}`` node). Only numeric, boolean, date, bytes and unicode dtypes are held; object and
 structured arrays are refused both ways.
 
-Decoding builds nothing but these values: no class is looked up, nothing imported or called by name.
+The caller passes only such trees (the state codec builds them; msgspec would write some other types, a set
+or a dataclass, its own way and they would come back as plain lists and dicts). Decoding builds nothing but
+these values: no class is looked up, nothing imported or called by name.
 Bytes that are not such a tree raise ``StateError``, and so does a value that cannot be written.
 """
 
