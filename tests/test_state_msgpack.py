@@ -223,3 +223,46 @@ def test_unknown_tags_and_mixed_formats_are_refused_and_import_nothing(stepped):
     est = {**doc["estimators"], "ttt": {**doc["estimators"]["ttt"], "tag": "est.somebody_else"}}
     fresh = state_from_bytes(bytes3({**doc, "estimators": est}), p)
     assert fresh.last_seq == 21 and len(fresh.estimators["ttt"].lab_y_) == 0 and len(state.estimators["ttt"].lab_y_)
+
+
+def test_the_encoder_chosen_per_type_writes_what_each_value_is(monkeypatch):
+    """The encoder of a type is picked once; what it writes still follows the value: a str enum as its value,
+    a named tuple as a tuple, a dict subclass as a dict, a tagged dataclass under its tag and its current
+    version (read on every write), an untagged class refused every time."""
+    import dataclasses
+    from typing import NamedTuple
+
+    from bpstream.filters import Reason
+    from bpstream.filters import stateful
+    from bpstream.filters._stateful import STATE_CLASSES  # to unregister the test class (as test_state_format does)
+
+    class Pair(NamedTuple):
+        a: int
+        b: float
+
+    class Counts(dict):
+        pass
+
+    @dataclasses.dataclass
+    class Untagged:
+        x: int = 1
+
+    @stateful("test.encoder_cache_part", version=1)
+    @dataclasses.dataclass
+    class Part:
+        x: int = 1
+        y: tuple = (1, 2.5)
+
+    try:
+        assert _enc(Reason.ABP_DAMPED) == Reason.ABP_DAMPED.value
+        assert _enc(Pair(1, 2.0)) == {"T": [1, 2.0]}
+        assert _enc(Counts(k=[1])) == {"M": {"k": [1]}}
+        assert _enc([Part(), Part(x=3)]) == [{"D": "test.encoder_cache_part", "n": 1, "v": {"x": 1, "y": {"T": [1, 2.5]}}},
+                                             {"D": "test.encoder_cache_part", "n": 1, "v": {"x": 3, "y": {"T": [1, 2.5]}}}]
+        monkeypatch.setattr(Part, "state_version", 2)
+        assert _enc(Part())["n"] == 2
+        for _ in range(2):
+            with pytest.raises(StateError):
+                _enc(Untagged())
+    finally:
+        STATE_CLASSES.pop("test.encoder_cache_part", None)

@@ -90,24 +90,65 @@ def _estimator_tag(est: Estimator) -> tuple[str, int]:
 
 
 def _enc(obj: Any) -> Any:
-    if obj is None or isinstance(obj, (bool, int, float, str, bytes, np.ndarray, np.generic)):
-        return obj
-    if isinstance(obj, enum.Enum):
-        return {"E": _tag(obj)[0], "v": obj.value}
-    if isinstance(obj, tuple):
-        return {"T": [_enc(x) for x in obj]}
-    if isinstance(obj, list):
-        return [_enc(x) for x in obj]
-    if isinstance(obj, dict):
-        if not all(isinstance(k, str) for k in obj):
-            raise StateError("state dict keys must be str")
-        return {"M": {k: _enc(v) for k, v in obj.items()}}
-    if isinstance(obj, Estimator):
-        raise StateError("estimators inside the state tree must go through to_bytes")
-    tag, version = _tag(obj)
-    if dataclasses.is_dataclass(obj):
-        return {"D": tag, "n": version, "v": {f.name: _enc(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    """One node of the state tree (the encoder of each type is chosen once, on its first sight)."""
+    t = type(obj)
+    enc = _ENCODERS.get(t)
+    if enc is None:
+        enc = _ENCODERS[t] = _encoder_for(t)
+    return enc(obj)
+
+
+def _same(obj: Any) -> Any:
+    return obj
+
+
+def _enc_list(obj: list) -> list:
+    return [_enc(x) for x in obj]
+
+
+def _enc_tuple(obj: tuple) -> dict:
+    return {"T": [_enc(x) for x in obj]}
+
+
+def _enc_dict(obj: dict) -> dict:
+    if not all(isinstance(k, str) for k in obj):
+        raise StateError("state dict keys must be str")
+    return {"M": {k: _enc(v) for k, v in obj.items()}}
+
+
+def _enc_enum(obj: enum.Enum) -> dict:
+    return {"E": _tag(obj)[0], "v": obj.value}
+
+
+def _enc_estimator(obj: Estimator) -> Any:
+    raise StateError("estimators inside the state tree must go through to_bytes")
+
+
+def _enc_object(obj: Any) -> dict:
+    tag, version = _tag(obj)  # looked up on every call: a class's tag and version are its own to change
     return {"O": tag, "n": version, "v": {k: _enc(v) for k, v in vars(obj).items()}}
+
+
+def _encoder_for(t: type) -> Any:
+    """The same checks, in the same order, that decide how a value of type ``t`` is written."""
+    if t is type(None) or issubclass(t, (bool, int, float, str, bytes, np.ndarray, np.generic)):
+        return _same  # (str and int enums are written as their value, as in format 2)
+    for base, enc in ((enum.Enum, _enc_enum), (tuple, _enc_tuple), (list, _enc_list), (dict, _enc_dict),
+                      (Estimator, _enc_estimator)):
+        if issubclass(t, base):
+            return enc
+    if dataclasses.is_dataclass(t):
+        names = tuple(f.name for f in dataclasses.fields(t))
+
+        def enc_dataclass(obj: Any) -> dict:
+            tag, version = _tag(obj)
+            return {"D": tag, "n": version, "v": {n: _enc(getattr(obj, n)) for n in names}}
+
+        return enc_dataclass
+    return _enc_object
+
+
+_ENCODERS: dict[type, Any] = {}
 
 
 class _Reader:
