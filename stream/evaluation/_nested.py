@@ -14,6 +14,7 @@ predictions. ``nested.json`` records which models predicted which records for wh
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -70,8 +71,8 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
                    "records": sorted({names[r] for r in np.unique(arr.record[mask])})}
             path, meta = out / "models" / f"train_{tag.replace(',', '-')}.pt", out / "models" / f"train_{tag.replace(',', '-')}.json"
             if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
-                load_population.cache_clear()
-                models[train_folds] = load_population(str(path))
+                # a copy: the outer model's constants are refitted in place below, and the loader caches
+                models[train_folds] = copy.deepcopy(load_population(str(path)))
                 log(f"[train folds {tag}] reused {path}")
             else:
                 models[train_folds] = fit_population(arr, mask, names, steps, seed, f"train folds {tag}")

@@ -1,0 +1,80 @@
+"""Nested cross-validation (``bpstream train --folds K --nested``) on synthetic arrays: an outer fold's own
+records never touch its model or its test-time constants, and a rerun that reuses the trained models refits
+the same constants."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bpstream.models import PopulationNet, TrainArrays, fold_of_record, load_population, record_block
+from bpstream.stream.evaluation import run_nested
+
+K = 3
+NAMES = [f"a{100 + 50 * i}l" for i in range(6)]  # six blocks of record number // 50, two per fold
+
+
+def _arrays(seed: int, shift_fold: int | None = None) -> TrainArrays:
+    """Six records of 40 windows; ``shift_fold``: that fold's labels moved by +40 mmHg (nothing else changes)."""
+    rng = np.random.default_rng(seed)
+    n_win, L = 40, 1250
+    blocks = [record_block(n) for n in NAMES]
+    xs, fs, ys, rec, ts = [], [], [], [], []
+    for r, name in enumerate(NAMES):
+        t = np.arange(10.0, 10.0 + 2.0 * n_win, 2.0)
+        level = np.array([120.0, 65.0, 85.0]) + rng.normal(0, 10, 3)
+        y = level + np.cumsum(rng.normal(0, 1.0, (n_win, 1)), 0) * np.array([[1.0, 0.5, 0.7]])
+        if shift_fold is not None and fold_of_record(name, blocks, K) == shift_fold:
+            y = y + 40.0
+        xs.append(rng.normal(0, 1, (n_win, 2, L)).astype(np.float32))
+        fs.append(rng.normal(0, 1, (n_win, PopulationNet().n_features)).astype(np.float32))
+        ys.append(y.astype(np.float32))
+        rec.append(np.full(n_win, r))
+        ts.append(t.astype(np.float32))
+    n = n_win * len(NAMES)
+    return TrainArrays(np.concatenate(xs), np.concatenate(fs), np.concatenate(ys), np.concatenate(rec),
+                       np.concatenate(ts), np.ones(n, np.float32), list(NAMES), np.ones(n, bool))
+
+
+def _fold_of() -> dict[str, int]:
+    blocks = [record_block(n) for n in NAMES]
+    return {n: fold_of_record(n, blocks, K) for n in NAMES}
+
+
+def _outer(out, k):
+    pop = load_population(str(out / f"fold{k}.pt"))
+    return pop.constants, [p.detach().clone() for p in pop.net.parameters()]
+
+
+@pytest.mark.slow
+def test_an_outer_fold_never_touches_its_own_model_or_constants(tmp_path):
+    torch.set_num_threads(1)
+    a, b = tmp_path / "a", tmp_path / "b"
+    doc = run_nested(_arrays(0), _fold_of(), K, a, steps=3, seed=0, ship=False)
+    run_nested(_arrays(0, shift_fold=1), _fold_of(), K, b, steps=3, seed=0, ship=False)
+    for k in range(K):
+        ca, pa = _outer(a, k)
+        cb, pb = _outer(b, k)
+        same_model = all(torch.equal(x, y) for x, y in zip(pa, pb))
+        same_constants = json.dumps(ca["fusion"], sort_keys=True) == json.dumps(cb["fusion"], sort_keys=True)
+        if k == 1:  # fold 1's labels moved: every other fold's model and constants saw them
+            assert same_model and same_constants
+        else:
+            assert not same_constants
+        entry = doc["outer"][k]
+        assert k not in entry["trained_on_folds"]
+        assert all(k not in c["trained_on_folds"] and c["predicts_fold"] != k for c in entry["constants_fitted_on"])
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_the_trained_models_and_refits_the_same_constants(tmp_path, capsys):
+    torch.set_num_threads(1)
+    first = run_nested(_arrays(1), _fold_of(), K, tmp_path, steps=3, seed=0, ship=True)
+    capsys.readouterr()
+    again = run_nested(_arrays(1), _fold_of(), K, tmp_path, steps=3, seed=0, ship=True)
+    assert "reused" in capsys.readouterr().err
+    assert json.dumps(first["outer"], sort_keys=True) == json.dumps(again["outer"], sort_keys=True)
+    assert first["shipped"] == again["shipped"]
