@@ -11,14 +11,18 @@ For one patient and each quantity q (SBP, DBP, MAP):
 * the predicted change is a linear map of the view's change, ``W (s_t - s_c)`` (``W``: 3 x 44, fitted on
   label pairs of held-out patients; or the frozen prediction's own change), soft-thresholded by
   ``deadband_mmhg`` (small predicted changes are mostly noise);
-* the estimate is ``y_c + gain * change``;
+* the estimate is ``y_c + gain * h(age) * change``, where ``h(age) = age / (age + gain_age_half_s)`` (1 when
+  ``gain_age_half_s`` is 0) is the Kalman gain of a true change that grows like a random walk with calibration age
+  against a predicted change whose noise does not: shortly after a calibration the predicted change is mostly
+  noise, and the carried value is kept;
 * the uncertainty grows with calibration age and with the predicted change:
   ``sd^2 = var0 + var_age * age_s + var_change * shrink(...)^2``;
 * test-time learning: every further calibration of the patient updates a per-patient gain (a scalar Kalman
   filter on the gain, starting at the population gain with prior variance ``gain_prior_var``), from the
   change since the previous calibration that the model predicted against the change that happened.
 
-Every constant (``tau_s``, ``gain``, ``deadband_mmhg``, the variance terms, ``gain_prior_var``) is fitted on
+Every constant (``tau_s``, ``gain``, ``gain_age_half_s``, ``deadband_mmhg``, the variance terms,
+``gain_prior_var``) is fitted on
 patients the model never saw (``bpstream.models.fit_fusion``, inner folds of nested cross-validation) and
 stored with the population weights under ``constants["fusion"]``. The arterial waveform is never looked at.
 """
@@ -34,7 +38,7 @@ from bpstream.models._base import Estimate, Validity
 from bpstream.models._frozen import _estimate, _label_vec, _ModelEstimator
 from bpstream.models._population import Population
 
-__all__ = ["FusionEstimator", "FUSION_DEFAULTS", "N_VIEW", "shrink", "view_change"]
+__all__ = ["FusionEstimator", "FUSION_DEFAULTS", "N_VIEW", "age_gate", "shrink", "view_change"]
 
 N_VIEW = 44  # calibration-free SBP, DBP, MAP + the CNN embedding (32) + the 9 scaled features
 
@@ -44,6 +48,7 @@ FUSION_DEFAULTS: dict[str, Any] = {
     "tau_s": 30.0,
     "weights": None,  # None: the frozen prediction's own change (W = [I, 0])
     "gain": [0.0, 0.0, 0.0],
+    "gain_age_half_s": [0.0, 0.0, 0.0],  # 0: the gain does not depend on calibration age
     "deadband_mmhg": [0.0, 0.0, 0.0],
     "var0_mmhg2": [25.0, 9.0, 12.0],
     "var_age_mmhg2_per_s": [0.3, 0.1, 0.15],
@@ -56,6 +61,13 @@ FUSION_DEFAULTS: dict[str, Any] = {
 def shrink(x: np.ndarray, deadband: np.ndarray) -> np.ndarray:
     """Soft threshold: 0 inside +-deadband, moved towards 0 by the deadband outside."""
     return np.sign(x) * np.maximum(np.abs(x) - deadband, 0.0)
+
+
+def age_gate(age_s: np.ndarray, half_s: np.ndarray) -> np.ndarray:
+    """``age / (age + half)``: the share of the gain applied at calibration age ``age_s`` (1 where ``half_s`` <= 0)."""
+    age_s, half_s = np.maximum(np.asarray(age_s, np.float64), 0.0), np.asarray(half_s, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(half_s > 0, age_s / (age_s + np.where(half_s > 0, half_s, 1.0)), 1.0)
 
 
 def fusion_constants(pop: Population) -> dict[str, np.ndarray | float]:
@@ -122,8 +134,8 @@ class FusionEstimator(_ModelEstimator):
         c = fusion_constants(self.pop)
         s = self._smoothed(window)
         change = self._change(c, s)
-        mu = self.y_c_ + self._gain(c) * change
         age = np.maximum(float(window.t_end_s) - self.t_c_, 0.0)
+        mu = self.y_c_ + self._gain(c) * age_gate(age, c["gain_age_half_s"]) * change
         var = c["var0_mmhg2"] + c["var_age_mmhg2_per_s"] * age + c["var_change"] * change**2
         return _estimate(mu, np.sqrt(var))
 
@@ -137,19 +149,19 @@ class FusionEstimator(_ModelEstimator):
         t = float(label.t_s if label.t_s is not None else window.t_end_s)
         have = np.isfinite(y) & np.isfinite(self.y_c_)
         if self.adapt_gain and have.any():
-            self._update_gain(c, y, s, have)
+            self._update_gain(c, y, s, t, have)
         ok = np.isfinite(y)
         self.y_c_ = np.where(ok, y, self.y_c_)
         self.s_c_ = np.where(ok[:, None], s[None, :], self.s_c_)
         self.t_c_ = np.where(ok, t, self.t_c_)
         self.n_labels_ += 1
 
-    def _update_gain(self, c: dict, y: np.ndarray, s: np.ndarray, have: np.ndarray) -> None:
-        """Scalar Kalman update of the gain from one observed change: d = gain * x + noise."""
+    def _update_gain(self, c: dict, y: np.ndarray, s: np.ndarray, t: float, have: np.ndarray) -> None:
+        """Scalar Kalman update of the gain from one observed change: d = gain * h(age) * x + noise."""
         prior_var = c["gain_prior_var"]
         g = self._gain(c)
         pv = np.where(np.isfinite(self.gain_var_), self.gain_var_, prior_var)
-        x = self._change(c, s)
+        x = self._change(c, s) * age_gate(np.maximum(t - self.t_c_, 0.0), c["gain_age_half_s"])
         d = y - self.y_c_
         r = c["gain_obs_var_mmhg2"]
         with np.errstate(invalid="ignore", divide="ignore"):

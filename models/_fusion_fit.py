@@ -6,8 +6,9 @@ patients the model never saw (inner folds of nested cross-validation). The fit r
 schedules of ``bpstream validate`` (``once``: the first window at/after 30 s; ``every:60``: then the first at
 or after every further 60 s) and picks, on a fixed grid decided before any result was seen:
 
-* the smoothing time constant (shared by the three quantities), per quantity the dead band and the gain
-  (gain 0 is carry-forward, so the fit is never worse than carry-forward on the data it is fitted on);
+* the smoothing time constant (shared by the three quantities), per quantity the dead band, the gain (gain 0 is
+  carry-forward, so the fit is never worse than carry-forward on the data it is fitted on) and the calibration
+  age at which half the gain applies (``gain_age_half_s``; 0 = the same gain at every age);
 * the variance terms (non-negative least squares of squared residuals on 1, age, change^2), then a
   temperature that makes +-1.645 sd cover 90 % of the residuals;
 * the per-patient gain's prior variance (0 = no test-time adaptation of the gain), by the ``every:60`` error;
@@ -22,17 +23,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from bpstream.models._fusion import N_VIEW, shrink
+from bpstream.models._fusion import N_VIEW, age_gate, shrink
 
 __all__ = ["RecordPredictions", "fit_fusion", "fit_frozen", "smooth", "schedule_anchors", "GRID"]
 
 GRID = {
     "tau_s": (0.0, 10.0, 30.0, 60.0, 120.0),
     "deadband_mmhg": (0.0, 2.0, 5.0, 10.0),
-    "gain": tuple(np.round(np.linspace(0.0, 1.5, 31), 3)),
+    # 2026-12-07: gain up to 3 and ridge up to 1e5 (were 1.5 and 1e4): the inner fits of 2026-12-02 sat on both
+    # edges (a strong ridge and a large gain compensate each other); the calibration-age gate added (see
+    # models/_fusion.py). Variants compared on inner folds only (README, ablation)
+    "gain": tuple(np.round(np.linspace(0.0, 3.0, 61), 3)),
+    "gain_age_half_s": (0.0, 30.0, 60.0, 120.0, 240.0),
     # the change model: None = the frozen prediction's own change; ("features", lam) = ridge on the frozen
     # prediction and the 9 physiological features; ("all", lam) = ridge on the whole view (with the embedding)
-    "ridge": (None,) + tuple((part, lam) for part in ("features", "all") for lam in (100.0, 1000.0, 10000.0)),
+    "ridge": (None,) + tuple((part, lam) for part in ("features", "all")
+                             for lam in (100.0, 1000.0, 10000.0, 30000.0, 100000.0)),
     "gain_prior_var": (0.0, 0.05, 0.2, 1.0),
     "frozen_shrink": tuple(np.round(np.linspace(0.0, 1.2, 25), 3)),
 }
@@ -118,27 +124,30 @@ def _weights(x: np.ndarray, d: np.ndarray, k: int, ridge) -> np.ndarray:
     return w
 
 
-def _design(x, d, k, ridge):
-    """Fitted (weights, deadband, gain, mae) of one candidate on pairs (x, d), quantity k."""
+def _design(x, d, age, k, ridge):
+    """Fitted (weights, deadband, age half, gain, mae) of one candidate on pairs (x, d, age), quantity k."""
     w = _weights(x, d, k, ridge)
     raw = x @ w
     best = None
     for db in GRID["deadband_mmhg"]:
-        g, mae = _best_gain(shrink(raw, db), d[:, k])
-        if best is None or mae < best[3]:
-            best = (w, db, g, mae)
+        shrunk = shrink(raw, db)
+        for half in GRID["gain_age_half_s"]:
+            g, mae = _best_gain(shrunk * age_gate(age, half), d[:, k])
+            if best is None or mae < best[4]:
+                best = (w, db, half, g, mae)
     return best
 
 
-def _cv_mae(x, d, grp, k, ridge) -> float:
+def _cv_mae(x, d, age, grp, k, ridge) -> float:
     """MAE of a candidate on each group with everything fitted on the other groups (in-sample if one group)."""
     groups = np.unique(grp)
     if len(groups) < 2:
-        return _design(x, d, k, ridge)[3]
+        return _design(x, d, age, k, ridge)[4]
     errs = []
     for h in groups:
-        w, db, g, _ = _design(x[grp != h], d[grp != h], k, ridge)
-        e = np.abs(d[grp == h, k] - g * shrink(x[grp == h] @ w, db))
+        tr, te = grp != h, grp == h
+        w, db, half, g, _ = _design(x[tr], d[tr], age[tr], k, ridge)
+        e = np.abs(d[te, k] - g * age_gate(age[te], half) * shrink(x[te] @ w, db))
         errs.append(e[np.isfinite(e)])
     return float(np.concatenate(errs).mean())
 
@@ -149,14 +158,15 @@ def _best_gain(x: np.ndarray, d: np.ndarray) -> tuple[float, float]:
     x, d = x[ok], d[ok]
     if len(d) == 0:
         return 0.0, float("nan")
-    maes = [float(np.mean(np.abs(d - g * x))) for g in GRID["gain"]]
+    gains = np.asarray(GRID["gain"], np.float64)
+    maes = np.abs(d[None, :] - gains[:, None] * x[None, :]).mean(1)
     k = int(np.argmin(maes))
-    return float(GRID["gain"][k]), maes[k]
+    return float(gains[k]), float(maes[k])
 
 
-def _variance(x: np.ndarray, d: np.ndarray, age: np.ndarray, gain: float) -> list[float]:
+def _variance(x: np.ndarray, d: np.ndarray, age: np.ndarray, gain: float, half: float) -> list[float]:
     ok = np.isfinite(x) & np.isfinite(d)
-    r = d[ok] - gain * x[ok]
+    r = d[ok] - gain * age_gate(age[ok], half) * x[ok]
     a = np.stack([np.ones(ok.sum()), age[ok], x[ok] ** 2], 1)
     coef, _ = nnls(a, r**2)
     coef[0] = max(coef[0], 1.0)
@@ -177,14 +187,16 @@ def _every_mae(recs: list[RecordPredictions], c: dict, k: int, prior_var: float)
         for j, ai in enumerate(a):
             if j > 0 and prior_var > 0:  # observe the change since the previous anchor
                 prev = a[j - 1]
-                x = float(shrink(s[ai] - s[prev], c["deadband_mmhg"][k]))
+                x = float(shrink(s[ai] - s[prev], c["deadband_mmhg"][k])
+                          * age_gate(r.t_s[ai] - r.t_s[prev], c["gain_age_half_s"][k]))
                 dd = float(r.y[ai, k] - r.y[prev, k])
                 if np.isfinite(x) and np.isfinite(dd):
                     gain_k = pv * x / (x * x * pv + c["gain_obs_var_mmhg2"][k])
                     g, pv = g + gain_k * (dd - g * x), (1.0 - gain_k * x) * pv
             end = a[j + 1] if j + 1 < len(a) else len(r.t_s)
             idx = np.arange(ai + 1, end)
-            x = shrink(s[idx] - s[ai], c["deadband_mmhg"][k])
+            x = shrink(s[idx] - s[ai], c["deadband_mmhg"][k]) * age_gate(r.t_s[idx] - r.t_s[ai],
+                                                                          c["gain_age_half_s"][k])
             errs.append(np.abs(r.y[idx, k] - r.y[ai, k] - g * x))
     e = np.concatenate(errs) if errs else np.zeros(0)
     e = e[np.isfinite(e)]
@@ -201,7 +213,7 @@ def fit_fusion(recs: list[RecordPredictions]) -> dict:
         cf = np.nanmean(np.abs(d), 0)
         per_q = []
         for k in range(3):
-            cv = [(_cv_mae(x, d, grp, k, ridge), ridge) for ridge in GRID["ridge"]]
+            cv = [(_cv_mae(x, d, age, grp, k, ridge), ridge) for ridge in GRID["ridge"]]
             per_q.append(min(cv, key=lambda c: c[0]))
         score = float(np.mean([m / c for (m, _), c in zip(per_q, cf)]))
         if best is None or score < best[0]:
@@ -209,14 +221,15 @@ def fit_fusion(recs: list[RecordPredictions]) -> dict:
     if best is None:
         raise ValueError("no calibration pairs in the given records")
     score, tau, per_q, x, d, age, cf = best
-    designs = [_design(x, d, k, per_q[k][1]) for k in range(3)]
-    c: dict = {"tau_s": float(tau), "weights": [w.tolist() for w, _, _, _ in designs],
-               "gain": [g for _, _, g, _ in designs], "deadband_mmhg": [db for _, db, _, _ in designs]}
-    var = [_variance(shrink(x @ designs[k][0], designs[k][1]), d[:, k], age, designs[k][2]) for k in range(3)]
+    designs = [_design(x, d, age, k, per_q[k][1]) for k in range(3)]
+    c: dict = {"tau_s": float(tau), "weights": [w.tolist() for w, *_ in designs],
+               "gain": [g for _, _, _, g, _ in designs], "deadband_mmhg": [db for _, db, *_ in designs],
+               "gain_age_half_s": [half for _, _, half, _, _ in designs]}
+    var = [_variance(shrink(x @ w, db), d[:, k], age, g, half) for k, (w, db, half, g, _) in enumerate(designs)]
     c["var0_mmhg2"] = [v[0] for v in var]
     c["var_age_mmhg2_per_s"] = [v[1] for v in var]
     c["var_change"] = [v[2] for v in var]
-    c["gain_obs_var_mmhg2"] = [v[0] for v in var]
+    c["gain_obs_var_mmhg2"] = [max(v[0], 1.0) for v in var]  # (floored: a perfect fit must not divide by 0)
     priors = []
     for k in range(3):
         maes = [_every_mae(recs, c, k, pv) for pv in GRID["gain_prior_var"]]
@@ -229,10 +242,11 @@ def fit_fusion(recs: list[RecordPredictions]) -> dict:
 
 
 def fit_frozen(recs: list[RecordPredictions], center: np.ndarray) -> dict:
-    """Shrinkage of the calibration-free prediction towards ``center`` and its constant 90 % sd."""
+    """Shrinkage of the calibration-free prediction towards ``center`` and its constant 90 % sd; ``frozen_fit``
+    reports, per quantity, the in-sample MAE of the shrunk prediction over that of the constant ``center``."""
     p = np.concatenate([r.p for r in recs])
     y = np.concatenate([r.y for r in recs])
-    lam, sd = [], []
+    lam, sd, ratio = [], [], []
     for k in range(3):
         ok = np.isfinite(p[:, k]) & np.isfinite(y[:, k])
         maes = [np.mean(np.abs(y[ok, k] - center[k] - g * (p[ok, k] - center[k]))) for g in GRID["frozen_shrink"]]
@@ -240,4 +254,6 @@ def fit_frozen(recs: list[RecordPredictions], center: np.ndarray) -> dict:
         lam.append(g)
         r = np.abs(y[ok, k] - center[k] - g * (p[ok, k] - center[k]))
         sd.append(float(np.quantile(r, 0.90) / 1.645))
-    return {"abs_shrink": lam, "abs_center_mmhg": [float(v) for v in center], "abs_sd_mmhg": sd}
+        ratio.append(float(r.mean() / np.mean(np.abs(y[ok, k] - center[k]))))
+    return {"abs_shrink": lam, "abs_center_mmhg": [float(v) for v in center], "abs_sd_mmhg": sd,
+            "frozen_fit": {"mae_ratio_to_center": ratio}}

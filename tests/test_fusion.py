@@ -87,3 +87,53 @@ def test_estimator_is_calibration_plus_gain_times_change():
         e = make_estimator("fusion", population=pop).load_bytes(est.to_bytes()).predict_one(w)
         assert e.sbp_mmhg == pytest.approx(130.0 + 0.5 * (p[0] - p0[0]))
         assert e.sbp_sd_mmhg == pytest.approx(2.0)
+
+
+def test_age_gate_is_the_kalman_share_of_the_gain():
+    from bpstream.models._fusion import age_gate
+
+    assert age_gate(np.array([0.0, 30.0, 90.0]), np.array([30.0, 30.0, 30.0])).tolist() == [0.0, 0.5, 0.75]
+    assert age_gate(np.array([0.0, 5.0]), np.array([0.0, 0.0])).tolist() == [1.0, 1.0]  # 0: no gate
+
+
+def _noisy_view_records(n_rec: int, noise_mmhg: float, seed: int):
+    """BP drifts as a random walk; the model's prediction sees the drift plus white noise."""
+    rng = np.random.default_rng(seed)
+    recs = []
+    for r in range(n_rec):
+        t = np.arange(10.0, 320.0, 2.0)
+        drift = np.cumsum(rng.normal(0, 1.0, (len(t), 1)), 0) * np.array([[1.0, 0.6, 0.8]])
+        y = np.array([120.0, 65.0, 85.0]) + drift
+        p = y + rng.normal(0, noise_mmhg, (len(t), 3))
+        recs.append(record_predictions(t, p, y, np.zeros((len(t), 41)), group=r % 2))
+    return recs
+
+
+def test_fit_gates_a_noisy_change_by_calibration_age_and_not_a_clean_one():
+    """White noise on the predicted change is worth gating shortly after a calibration (the true change is still
+    small); an exact prediction is not."""
+    center = np.array([120.0, 65.0, 85.0])
+    noisy = fit_test_time_constants(_noisy_view_records(12, 15.0, seed=7), center)["fusion"]
+    clean = fit_test_time_constants(_noisy_view_records(12, 0.2, seed=7), center)["fusion"]
+    assert min(noisy["gain_age_half_s"]) > 0
+    assert max(clean["gain_age_half_s"]) == 0
+    cf, fit = _cf_and_fit_mae(noisy)
+    assert (fit < cf).all()
+
+
+def test_estimator_applies_the_gain_by_calibration_age():
+    base = population()
+    fusion = {"tau_s": 0.0, "weights": np.hstack([np.eye(3), np.zeros((3, 41))]).tolist(), "gain": [0.5, 0.5, 0.5],
+              "gain_age_half_s": [4.0, 4.0, 4.0],
+              "deadband_mmhg": [0.0, 0.0, 0.0], "var0_mmhg2": [4.0, 4.0, 4.0], "var_age_mmhg2_per_s": [0.0] * 3,
+              "var_change": [0.0] * 3, "gain_prior_var": [0.0] * 3, "gain_obs_var_mmhg2": [1.0] * 3}
+    pop = Population(base.net, {**base.constants, "fusion": fusion})
+    est = make_estimator("fusion", population=pop)
+    ws = windows(6, seed=2, heart_rate=80)
+    est.learn_one(ws[0], label(130.0, 70.0, ws[0].t_end_s))
+    p0 = pop.absolute(pop.encode(ws[0]))[0][0]
+    for w in ws[1:]:
+        est.learn_unlabeled(w)
+        p = pop.absolute(pop.encode(w))[0][0]
+        age = w.t_end_s - ws[0].t_end_s
+        assert est.predict_one(w).sbp_mmhg == pytest.approx(130.0 + 0.5 * age / (age + 4.0) * (p[0] - p0[0]))
