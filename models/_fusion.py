@@ -38,7 +38,7 @@ from bpstream.models._base import Estimate, Validity
 from bpstream.models._frozen import _estimate, _label_vec, _ModelEstimator
 from bpstream.models._population import Population
 
-__all__ = ["FusionEstimator", "FUSION_DEFAULTS", "N_VIEW", "age_gate", "shrink", "view_change"]
+__all__ = ["FusionEstimator", "FUSION_DEFAULTS", "N_VIEW", "age_gate", "gain_update", "shrink", "view_change"]
 
 N_VIEW = 44  # calibration-free SBP, DBP, MAP + the CNN embedding (32) + the 9 scaled features
 
@@ -66,8 +66,16 @@ def shrink(x: np.ndarray, deadband: np.ndarray) -> np.ndarray:
 def age_gate(age_s: np.ndarray, half_s: np.ndarray) -> np.ndarray:
     """``age / (age + half)``: the share of the gain applied at calibration age ``age_s`` (1 where ``half_s`` <= 0)."""
     age_s, half_s = np.maximum(np.asarray(age_s, np.float64), 0.0), np.asarray(half_s, np.float64)
+    return np.where(half_s > 0, age_s / (age_s + np.where(half_s > 0, half_s, 1.0)), 1.0)
+
+
+def gain_update(gain, gain_var, x, d_mmhg, obs_var_mmhg2):
+    """One scalar Kalman update of the gain from an observed change ``d = gain * x + noise`` (noise variance
+    ``obs_var_mmhg2``): the new ``(gain, gain_var)``. Elementwise; the estimator's per-patient learning and the
+    fit's replay of it (``fit_fusion``) both call this."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(half_s > 0, age_s / (age_s + np.where(half_s > 0, half_s, 1.0)), 1.0)
+        k = gain_var * x / (x * x * gain_var + obs_var_mmhg2)
+    return gain + k * (d_mmhg - gain * x), (1.0 - k * x) * gain_var
 
 
 def fusion_constants(pop: Population) -> dict[str, np.ndarray | float]:
@@ -163,12 +171,10 @@ class FusionEstimator(_ModelEstimator):
         pv = np.where(np.isfinite(self.gain_var_), self.gain_var_, prior_var)
         x = self._change(c, s) * age_gate(np.maximum(t - self.t_c_, 0.0), c["gain_age_half_s"])
         d = y - self.y_c_
-        r = c["gain_obs_var_mmhg2"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            k = pv * x / (x * x * pv + r)
+        new_g, new_pv = gain_update(g, pv, x, d, c["gain_obs_var_mmhg2"])
         upd = have & (prior_var > 0) & np.isfinite(x) & np.isfinite(d)
-        self.gain_ = np.where(upd, g + k * (d - g * x), self.gain_)
-        self.gain_var_ = np.where(upd, (1.0 - k * x) * pv, self.gain_var_)
+        self.gain_ = np.where(upd, new_g, self.gain_)
+        self.gain_var_ = np.where(upd, new_pv, self.gain_var_)
 
     def learn_unlabeled(self, window: Window) -> None:
         self._advance(window)

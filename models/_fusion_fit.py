@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from bpstream.models._fusion import N_VIEW, age_gate, shrink
+from bpstream.models._fusion import N_VIEW, age_gate, gain_update, shrink
 
 __all__ = ["RecordPredictions", "fit_fusion", "fit_frozen", "smooth", "schedule_anchors", "GRID"]
 
@@ -191,8 +191,7 @@ def _every_mae(recs: list[RecordPredictions], c: dict, k: int, prior_var: float)
                           * age_gate(r.t_s[ai] - r.t_s[prev], c["gain_age_half_s"][k]))
                 dd = float(r.y[ai, k] - r.y[prev, k])
                 if np.isfinite(x) and np.isfinite(dd):
-                    gain_k = pv * x / (x * x * pv + c["gain_obs_var_mmhg2"][k])
-                    g, pv = g + gain_k * (dd - g * x), (1.0 - gain_k * x) * pv
+                    g, pv = gain_update(g, pv, x, dd, c["gain_obs_var_mmhg2"][k])
             end = a[j + 1] if j + 1 < len(a) else len(r.t_s)
             idx = np.arange(ai + 1, end)
             x = shrink(s[idx] - s[ai], c["deadband_mmhg"][k]) * age_gate(r.t_s[idx] - r.t_s[ai],
