@@ -152,3 +152,42 @@ def test_state_bytes_are_the_codec_of_the_state(chunks):
     proc = _proc(3)
     _, results, table, _ = _run(proc, _waves(chunks[:3]))
     assert results[2].new_state == state_to_bytes(proc._cache[b"p-1"][1])
+
+
+def test_a_message_that_fails_alone_keeps_the_deferred_state(chunks, monkeypatch):
+    """A message whose step fails is dead-lettered; the patient's deferred (unwritten) state survives it: the
+    next write holds every earlier message's change (before the fix it was dropped with the cache entry and
+    the write returned nothing, so those messages' changes were lost and their offsets never committed)."""
+    values = _waves(chunks[:7])
+    _, _, _, ref_history = _run(_proc(1), values[:6])
+    proc = _proc(100)
+    _, _, table, _ = _run(proc, values[:6])
+    assert proc.deferred(b"p-1")
+    real = proc.pipeline.step_many
+
+    def failing(states, messages):
+        real(states, messages)  # mutates the cached state, then breaks
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(proc.pipeline, "step_many", failing)
+    (result,) = proc.process_batch([Item(WAVES, 0, 6, b"p-1", values[6][2], table.get(b"p-1"))])
+    assert [kind for kind, _, _ in result.sends] == ["deadletter"]
+    monkeypatch.setattr(proc.pipeline, "step_many", real)
+    assert proc.deferred(b"p-1")
+    assert proc.write(b"p-1") == ref_history[5][b"p-1"]
+    assert not proc.deferred(b"p-1")
+
+
+def test_the_table_moving_on_ends_the_deferral_when_nothing_changes_after(chunks):
+    """Another worker wrote the patient's state past our unwritten messages (a rebalance), and the next message
+    is a repeat against it: nothing is deferred any more, so the agent acknowledges the old messages
+    (``settle``) instead of holding their partition's commit forever."""
+    values = _waves(chunks[:7])
+    ref = _proc(1)
+    _, _, ref_table, _ = _run(ref, values)  # the other worker: seq 0-6 applied
+    proc = _proc(100)
+    _run(proc, values[:5])
+    assert proc.deferred(b"p-1")
+    (result,) = proc.process_batch([Item(WAVES, 0, 9, b"p-1", values[6][2], ref_table[b"p-1"])])
+    assert result.new_state is None and not result.deferred  # a repeat: nothing to write
+    assert not proc.deferred(b"p-1") and proc.unwritten() == 0

@@ -102,6 +102,13 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
         """The patient's state was just written: its pending messages may be committed."""
         await ack(pending.pop(key, []))
 
+    async def settle() -> None:
+        """Acknowledge the pending messages of patients the processor no longer defers without a write of ours
+        (the table moved on, a rebuild failed): a message left unacknowledged would hold its partition's
+        commit, and faust's wait at the next rebalance, forever."""
+        for key in [k for k in pending if not processor.deferred(k)]:
+            await written(key)
+
     async def handle(events: list[Any]) -> list[Result]:
         items = []
         for ev in events:
@@ -125,6 +132,7 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 await outputs[kind].send(key=key, value=value, headers=headers)
         for key in covered:
             await written(key)
+        await settle()
         return results
 
     async def ack(events: list[Any]) -> None:
@@ -185,6 +193,7 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
         async with lock:
             keys = processor.stale(0.0 if getattr(app, "rebalancing", False) else settings.state_max_age_s)
             if not keys:
+                await settle()
                 return
             loop = asyncio.get_running_loop()
             states = await loop.run_in_executor(None, lambda: [(k, processor.write(k)) for k in keys])
@@ -195,6 +204,7 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 _set_current_event(evs[-1])  # the table writes to that message's changelog partition
                 table[key] = new
                 await written(key)
+            await settle()
 
     if settings.state_every_chunks > 1:  # nothing is ever deferred at K = 1: no timer taking the lock each second
         app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))(write_deferred)

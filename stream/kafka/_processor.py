@@ -126,7 +126,9 @@ class Processor(DeferredWrites):
             # no exception text and no traceback values: either may echo message content
             log.error("step failed on %s[%s]@%s: %s", item.topic, item.partition, item.offset, where(exc))
             if item.key is not None:
-                self._cache.pop(item.key, None)
+                self._cache.pop(item.key, None)  # the failed step may have changed the cached objects
+                if item.key in self._dirty:  # a deferred state is rebuilt, never dropped (it is not in the table)
+                    self._rebuild(item.key)
             counts = Counter({f"in:{item.topic}": 1})
             result = self._dead(item, Reason.MSG_STEP_FAILED, f"{type(exc).__name__} in the step", counts)
         self.counts.update(counts)

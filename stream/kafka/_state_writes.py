@@ -78,12 +78,20 @@ class DeferredWrites:
         now = time.monotonic()
         return [k for k, d in self._dirty.items() if now - d.since >= max_age_s]
 
+    def deferred(self, key: bytes) -> bool:
+        """Whether the patient's state in memory is ahead of the table (its messages must stay unacknowledged).
+        False once it is written, and also when the table moved on without us (another worker wrote a state
+        that covers those messages) or a rebuild failed: the agent then acknowledges them (``settle``)."""
+        return key in self._dirty
+
     def unwritten(self) -> int:
         """How many patients have a state in memory newer than the table's."""
         return len(self._dirty)
 
     def write(self, key: bytes) -> bytes | None:
         """The bytes of a deferred patient's state, to write now (None: nothing unwritten)."""
+        if key in self._dirty and key not in self._cache:  # dropped after a failed step: rebuilt, not lost
+            self._rebuild(key)
         dirty = self._dirty.pop(key, None)
         hit = self._cache.get(key)
         if dirty is None or hit is None:
