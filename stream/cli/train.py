@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=0, help="K patient-disjoint folds (blocks of number // 50)")
     p.add_argument("--nested", action="store_true",
                    help="with --folds: nested CV (test-time constants fitted on inner folds only) and the shipped model")
+    p.add_argument("--select", action="store_true",
+                   help="with --nested: choose the published estimator (fusion or ttt) by replaying the inner folds "
+                        "(OUT/inner{k}, once and every:60); writes OUT/selection.json")
     p.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     p.add_argument("--steps", type=int, default=1200, help="optimisation steps per model")
     p.add_argument("--seed", type=int, default=0)
@@ -74,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
             nested = run_nested(arr, fold_of, k_folds, out, args.steps, args.seed)
             folds_doc["nested"] = "see nested.json"
+            if args.select:
+                from bpstream.stream.evaluation import select_published
+
+                sel = select_published(out, records, log=_log)
+                _log(f"[select] score (MAE / carry_forward, inner folds): {json.dumps(sel['score'])}; "
+                     f"chosen: {sel['chosen']} (OUT/selection.json)")
         for k in range(k_folds) if not args.nested else ():
             pop = _fit(arr, rec_fold != k, names, args.steps, args.seed, f"fold {k}")
             save_population(pop, out / f"fold{k}.pt")

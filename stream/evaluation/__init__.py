@@ -7,10 +7,13 @@ from ._nested import run_nested
 from ._plots import write_plots
 from ._replay_local import RecordRun, replay_record, score_results
 from ._report import ScoreSheet, iter_with_progress
+from ._select import SELECT_CALIBRATIONS, SELECT_CANDIDATES, score_selection, select_published
 
 __all__ = [
     "DEFAULT_METHODS",
     "RecordRun",
+    "SELECT_CALIBRATIONS",
+    "SELECT_CANDIDATES",
     "ScoreSheet",
     "available_methods",
     "fit_population",
@@ -21,5 +24,7 @@ __all__ = [
     "resolver",
     "run_nested",
     "score_results",
+    "score_selection",
+    "select_published",
     "write_plots",
 ]

@@ -7,9 +7,16 @@ Folds are blocks of record number // 50 dealt round-robin (as ``--folds``). For 
 * the test-time constants (``fusion`` smoothing, gains, dead bands, variance terms, per-patient gain prior;
   ``frozen`` shrinkage and interval) are fitted on those inner predictions only, and stored in ``fold{k}.pt``.
 
-Fold k's records therefore never touch its model, its constants or any choice made for it. The shipped model
+Fold k's records therefore never touch its model, its constants or any choice made for it (choices between
+designs are made on ``inner{k}/``, below, see ``_select``). The shipped model
 (``population.pt``) is trained on every record, its constants fitted on the outer models' out-of-fold
 predictions. ``nested.json`` records which models predicted which records for which fit.
+
+With K >= 4, ``inner{k}/`` holds one level further in, for choosing between designs without fold k
+(``_select``): fold j (j != k) is scored by the inner model trained on the folds other than k and j
+(``inner{j}.pt``), its constants fitted on the other inner folds j' as predicted by models trained without k,
+j and j' (K - 3 folds), with a ``folds.json`` that ``validate --folds OUT/inner{k}`` reads. So fold j's
+records touch neither that model, nor its constants, nor any model whose predictions fitted them.
 """
 
 from __future__ import annotations
@@ -100,6 +107,9 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
         oof += _predictions(outer, arr, rec_fold == k, group=k)
         doc["outer"].append({"fold": k, "weights": f"fold{k}.pt", "trained_on_folds": sorted(frozenset(folds) - {k}),
                              "constants_fitted_on": inner_doc, "constants": _jsonable(fitted)})
+    if k_folds >= 4:
+        for k in folds:
+            _write_inner(out / f"inner{k}", k, folds, model_on, arr, rec_fold, fold_of)
     if ship:
         pop = model_on(frozenset(folds))
         fitted = _fit_constants(pop, oof)
@@ -114,6 +124,29 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
     doc["train_s"] = round(time.time() - t0, 1)
     (out / "nested.json").write_text(json.dumps(doc, indent=1))
     return doc
+
+
+def _write_inner(folder: Path, k: int, folds: list[int], model_on, arr, rec_fold: np.ndarray,
+                 fold_of: dict[str, int]) -> None:
+    """``folder`` = OUT/inner{k} (see the module docstring)."""
+    from bpstream.models import save_population
+
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for j in folds:
+        if j == k:
+            continue
+        rest = frozenset(folds) - {k, j}
+        recs = [r for jj in sorted(rest) for r in _predictions(model_on(rest - {jj}), arr, rec_fold == jj, group=jj)]
+        pop = copy.deepcopy(model_on(rest))
+        pop.constants.update(_fit_constants(pop, recs))
+        save_population(pop, folder / f"inner{j}.pt")
+        log(f"[inner {k}] fold {j}: model on folds {sorted(rest)}, constants on their predictions by models "
+            f"without {k}, {j} and the predicted fold: {json.dumps(pop.constants['fusion']['fit'])}")
+        entries.append({"fold": j, "weights": f"inner{j}.pt", "trained_on_folds": sorted(rest),
+                        "test_records": sorted(n for n, f in fold_of.items() if f == j)})
+    doc = {"k": len(folds) - 1, "outer_fold_left_out": k, "folds": entries}
+    (folder / "folds.json").write_text(json.dumps(doc, indent=1))
 
 
 def _jsonable(v):
