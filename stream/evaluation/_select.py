@@ -23,7 +23,7 @@ from ._report import ScoreSheet
 
 __all__ = ["SELECT_CANDIDATES", "SELECT_CALIBRATIONS", "score_selection", "select_published"]
 
-SELECT_CANDIDATES = ("fusion", "ttt")  # the first is the incumbent
+SELECT_CANDIDATES = ("ttt", "fusion")  # the first is the incumbent (the published default)
 SELECT_CALIBRATIONS = ("once", "every:60")
 QUANTITIES = ("sbp", "dbp", "map")
 
