@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from ._stateful import renames, stateful
 
-import struct
 from functools import lru_cache
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from ._abp import JSQI_BEAT_TO_BEAT, Beats, jsqi_beat_flags
 from ._abp_events import abp_events, is_damped, offset_steps
 from ._abp_measures import AbpMeasures, measure_abp
+from ._label_bytes import pack_label_state, unpack_label_state
 from ._label_crossmodal import CROSSMODAL_THRESHOLDS, correlation_from_spectra, hr_agrees, ppg_abp_correlation
 from ._types import Reason, Reference, Window
 
@@ -46,7 +46,6 @@ EVENT_HOLD_S = {
 }
 _PRE_S = 1.0
 _T, _S, _D, _M, _O, _P = range(6)  # beat buffer columns: onset time, SBP, DBP, MAP, onset pressure, period
-_VERSION = 1
 
 
 def _median(v: np.ndarray) -> float:
@@ -111,36 +110,14 @@ class LabelFilter:
         self.last_t_end_s_ = float("nan")
 
     def to_bytes(self) -> bytes:
-        head = struct.pack("<4i", _VERSION, self.beats_.shape[0], self.refs_.shape[0], len(_MASKED))
-        scal = np.array(
-            [self.n_beats_, self.n_refs_, self.segment_, self.last_t_start_s_, self.last_t_end_s_], np.float64
-        )
-        body = np.concatenate(
-            (scal, self.mask_start_s_, self.mask_until_s_, self.beats_.ravel(), self.refs_.ravel())
-        )
-        return head + body.astype("<f8").tobytes()
+        return pack_label_state(self, len(_MASKED))
 
     @classmethod
     def from_bytes(cls, data: bytes, **params) -> "LabelFilter":
         """Rebuild from :meth:`to_bytes`; malformed or foreign bytes raise ValueError."""
-        try:
-            version, nb, nr, nm = struct.unpack_from("<4i", data)
-        except (struct.error, TypeError) as e:
-            raise ValueError("LabelFilter state: not a state blob") from e
-        if version != _VERSION or nm != len(_MASKED) or not (0 < nb <= 4096 and 0 < nr <= 4096):
-            raise ValueError(f"LabelFilter state version {version} not supported")
-        v = np.frombuffer(data, dtype="<f8", offset=16).astype(np.float64)
-        if v.shape[0] != 5 + 2 * nm + nb * 6 + nr * 6:
-            raise ValueError("LabelFilter state: wrong length")
+        nb, nr, state = unpack_label_state(data, len(_MASKED))
         self = cls(buffer_beats=nb, ref_windows=nr, **params)
-        self.n_beats_, self.n_refs_, self.segment_ = int(v[0]), int(v[1]), int(v[2])
-        self.last_t_start_s_, self.last_t_end_s_ = float(v[3]), float(v[4])
-        i = 5
-        self.mask_start_s_ = v[i : i + nm].copy()
-        self.mask_until_s_ = v[i + nm : i + 2 * nm].copy()
-        i += 2 * nm
-        self.beats_ = v[i : i + nb * 6].reshape(nb, 6).copy()
-        self.refs_ = v[i + nb * 6 : i + nb * 6 + nr * 6].reshape(nr, 6).copy()
+        vars(self).update(state)
         return self
 
     def patient_reference(self, t_s: float) -> tuple[float, float, float, float, float] | None:

@@ -108,8 +108,9 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
         doc["outer"].append({"fold": k, "weights": f"fold{k}.pt", "trained_on_folds": sorted(frozenset(folds) - {k}),
                              "constants_fitted_on": inner_doc, "constants": _jsonable(fitted)})
     if k_folds >= 4:
+        predicted: dict = {}  # (training folds, predicted fold) -> predictions, shared by the (k, j) pairs
         for k in folds:
-            _write_inner(out / f"inner{k}", k, folds, model_on, arr, rec_fold, fold_of)
+            _write_inner(out / f"inner{k}", k, folds, model_on, arr, rec_fold, fold_of, predicted)
     if ship:
         pop = model_on(frozenset(folds))
         fitted = _fit_constants(pop, oof)
@@ -127,8 +128,9 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
 
 
 def _write_inner(folder: Path, k: int, folds: list[int], model_on, arr, rec_fold: np.ndarray,
-                 fold_of: dict[str, int]) -> None:
-    """``folder`` = OUT/inner{k} (see the module docstring)."""
+                 fold_of: dict[str, int], predicted: dict) -> None:
+    """``folder`` = OUT/inner{k} (see the module docstring). ``predicted`` memoizes each (model, fold)
+    prediction: outer k with inner j and outer j with inner k need the same ones."""
     from bpstream.models import save_population
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,11 @@ def _write_inner(folder: Path, k: int, folds: list[int], model_on, arr, rec_fold
         if j == k:
             continue
         rest = frozenset(folds) - {k, j}
-        recs = [r for jj in sorted(rest) for r in _predictions(model_on(rest - {jj}), arr, rec_fold == jj, group=jj)]
+        recs = []
+        for jj in sorted(rest):
+            if (rest - {jj}, jj) not in predicted:
+                predicted[(rest - {jj}, jj)] = _predictions(model_on(rest - {jj}), arr, rec_fold == jj, group=jj)
+            recs += predicted[(rest - {jj}, jj)]
         pop = copy.deepcopy(model_on(rest))
         pop.constants.update(_fit_constants(pop, recs))
         save_population(pop, folder / f"inner{j}.pt")

@@ -19,13 +19,12 @@ from bpstream.stream.core import PipelineConfig, Schedule
 
 from ._estimators import resolver
 from ._replay_local import replay_record, score_results
-from ._report import ScoreSheet
+from ._report import QUANTITIES, ScoreSheet
 
 __all__ = ["SELECT_CANDIDATES", "SELECT_CALIBRATIONS", "score_selection", "select_published"]
 
 SELECT_CANDIDATES = ("ttt", "fusion")  # the first is the incumbent (the published default)
 SELECT_CALIBRATIONS = ("once", "every:60")
-QUANTITIES = ("sbp", "dbp", "map")
 
 
 def score_selection(results: Mapping[int, Mapping[str, Mapping[str, Any]]], candidates: Sequence[str],
