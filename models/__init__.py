@@ -55,16 +55,18 @@ def fit_test_time_constants(records, center):
     (``records``: a list of ``RecordPredictions``; ``center``: the training label centre). Returns the dict
     to merge into a population's constants."""
     from ._fusion_fit import fit_frozen, fit_fusion
+    from ._suggest_fit import fit_suggest
 
-    return {"fusion": fit_fusion(records), **fit_frozen(records, center)}
+    return {"fusion": fit_fusion(records), **fit_frozen(records, center), **fit_suggest(records)}
 
 
-def record_predictions(t_s, p, y, embedding=None, group=0):
+def record_predictions(t_s, p, y, embedding=None, group=0, w=None):
     """One held-out record's calibration-free predictions (n, 3), labels (n, 3), window end times (n,) and
-    the model's embeddings (n, 41), for ``fit_test_time_constants``; ``group``: its inner fold."""
+    the model's embeddings (n, 41), for ``fit_test_time_constants``; ``group``: its inner fold; ``w``: the
+    predicting model's feature-delta map (3, 9) (``Population.feat_weight``)."""
     from ._fusion_fit import RecordPredictions
 
-    return RecordPredictions(t_s, p, y, embedding, group)
+    return RecordPredictions(t_s, p, y, embedding, group, w)
 
 # torch-backed names load on first use (PEP 562), so importing bpstream.models stays light
 _LAZY = {

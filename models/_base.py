@@ -96,6 +96,12 @@ class Estimator:
         or the estimator is not calibration-anchored (the step's ``calibration_suggested`` compares them)."""
         return (None, None, None)
 
+    def change_alarm_mmhg(self) -> tuple[float, float] | None:
+        """The change from the calibration (SBP, DBP) beyond which the step's ``calibration_suggested`` flags a
+        window (sustained), fitted with the model on patients it never saw; None (the default): the step uses
+        the estimate's 90 % interval instead."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 

@@ -52,6 +52,7 @@ class RecordPredictions:
     y: np.ndarray  # (n, 3) labels
     z: np.ndarray | None = None  # (n, 41) the model's embedding: CNN (32) + scaled features (9); None: zeros
     group: int = 0  # inner fold: candidate designs are compared by cross-validation across groups
+    w: np.ndarray | None = None  # (3, 9) the predicting model's feature-delta map (``calibration_suggested``'s fit)
 
     def view(self) -> np.ndarray:
         z = np.zeros((len(self.p), N_VIEW - 3)) if self.z is None else np.asarray(self.z, np.float64)

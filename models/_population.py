@@ -72,6 +72,12 @@ class Population:
         return np.zeros((3, N_FEATURES), np.float32) if w is None else np.asarray(w, np.float32)
 
     @property
+    def suggest_change_mmhg(self) -> np.ndarray | None:
+        """Fitted ``calibration_suggested`` change threshold (SBP, DBP) of ``ttt`` (``_suggest_fit``), or None."""
+        v = self.constants.get("suggest_change_mmhg")
+        return None if v is None else np.asarray(v, np.float64)
+
+    @property
     def dim(self) -> int:
         return self.net.emb_dim + N_FEATURES
 

@@ -153,6 +153,19 @@ class TTTEstimator(_ModelEstimator):
             reasons.append(Reason.ADAPTATION_FROZEN)
         return _estimate(mu, sd, Validity.VALID, reasons)
 
+    def calibration_mmhg(self) -> tuple[float | None, float | None, float | None]:
+        """The newest accepted label per quantity (the anchor each estimate starts from)."""
+        out: list[float | None] = []
+        for k in range(3):
+            col = self.lab_y_[:, k] if len(self.lab_y_) else np.zeros(0)
+            ok = np.flatnonzero(np.isfinite(col))
+            out.append(float(col[ok[-1]]) if ok.size else None)
+        return (out[0], out[1], out[2])
+
+    def change_alarm_mmhg(self) -> tuple[float, float] | None:
+        v = self.pop.suggest_change_mmhg
+        return None if v is None else (float(v[0]), float(v[1]))
+
     # -- learning ------------------------------------------------------------------------------
     def learn_one(self, window: Window, label: Reference) -> None:
         if not self._usable(label):

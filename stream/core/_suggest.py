@@ -1,12 +1,17 @@
 """``calibration_suggested``: when the published estimator's own evidence says pressure has left the calibration.
 
-Per window of a calibrated patient whose input passed, the published estimate's 90 % interval
-(``value +- 1.645 sd``) is compared with the calibration values the estimator is anchored to
-(``Estimator.calibration_mmhg``), for SBP and DBP. The window is *flagged* when the interval excludes the
-carried SBP or DBP and has done so for ``after_windows`` consecutive usable windows, or when the calibration is
+Per window of a calibrated patient whose input passed, the published estimate is compared with the calibration
+values the estimator is anchored to (``Estimator.calibration_mmhg``), for SBP and DBP. A window is *off* the
+calibration when
+
+* the estimator has a fitted change threshold (``Estimator.change_alarm_mmhg``; ``ttt``: fitted with the model on
+  patients it never saw, see ``bpstream.models``' ``_suggest_fit``) and the estimated change exceeds it
+  (reason ``predicted_change``), or else
+* the estimate's 90 % interval (``value +- 1.645 sd``) excludes the carried value (``interval_left_calibration``).
+
+It is *flagged* when it has been off for ``after_windows`` consecutive usable windows, or when the calibration is
 older than ``max_age_s``. The event is sent at the first flagged window after each calibration (once per
-calibration and reason), with the estimated change and the reason (``interval_left_calibration`` or
-``calibration_age``). A new calibration clears the run.
+calibration and reason), with the estimated change and the reason. A new calibration clears the run.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ _Z90 = 1.6448536269514722
 
 class SuggestReason(str, enum.Enum):
     INTERVAL = "interval_left_calibration"
+    CHANGE = "predicted_change"
     AGE = "calibration_age"
 
 
@@ -36,15 +42,24 @@ def _off(value: float | None, sd: float | None, carried: float | None) -> bool:
     return value is not None and sd is not None and carried is not None and abs(value - carried) > _Z90 * sd
 
 
+def _beyond(value: float | None, carried: float | None, threshold: float) -> bool:
+    return value is not None and carried is not None and abs(value - carried) > threshold
+
+
 def suggest(run: int, sent: list[str], config: SuggestConfig, est: Estimate,
-            carried: tuple[float | None, ...], age_s: float | None) -> tuple[int, list[str], bool, str | None, dict]:
+            carried: tuple[float | None, ...], age_s: float | None,
+            change_mmhg: tuple[float, float] | None = None) -> tuple[int, list[str], bool, str | None, dict]:
     """One usable window of a calibrated patient: (new run, new sent reasons, window flagged, reason to send
-    now or None, event detail). ``run``/``sent``: plain data kept in the patient state."""
-    off = _off(est.sbp_mmhg, est.sbp_sd_mmhg, carried[0]) or _off(est.dbp_mmhg, est.dbp_sd_mmhg, carried[1])
+    now or None, event detail). ``run``/``sent``: plain data kept in the patient state; ``change_mmhg``: the
+    estimator's fitted change threshold (SBP, DBP), or None for the interval rule."""
+    if change_mmhg is not None:
+        off = _beyond(est.sbp_mmhg, carried[0], change_mmhg[0]) or _beyond(est.dbp_mmhg, carried[1], change_mmhg[1])
+    else:
+        off = _off(est.sbp_mmhg, est.sbp_sd_mmhg, carried[0]) or _off(est.dbp_mmhg, est.dbp_sd_mmhg, carried[1])
     run = run + 1 if off else 0
     reason = None
     if run >= config.after_windows:
-        reason = SuggestReason.INTERVAL
+        reason = SuggestReason.CHANGE if change_mmhg is not None else SuggestReason.INTERVAL
     elif age_s is not None and age_s > config.max_age_s:
         reason = SuggestReason.AGE
     if reason is None:
@@ -69,9 +84,9 @@ def step(state, published: tuple[str, ...], config: SuggestConfig, estimates, us
     if state.suggest_calibrations != state.calibrations:  # a new calibration clears the run
         state.suggest_run, state.suggest_sent, state.suggest_calibrations = 0, [], state.calibrations
     method = published[0]
-    carried = state.estimators[method].calibration_mmhg()
+    estimator = state.estimators[method]
     run, sent, flagged, reason, detail = suggest(state.suggest_run, state.suggest_sent, config, estimates[method],
-                                                 carried, age_s)
+                                                 estimator.calibration_mmhg(), age_s, estimator.change_alarm_mmhg())
     state.suggest_run, state.suggest_sent = run, sent
     if reason is not None:
         outputs.append(Event(EventKind.CALIBRATION_SUGGESTED, t_s, detail=detail))

@@ -46,7 +46,7 @@ def _predictions(pop, arr, mask: np.ndarray, group: int = 0) -> list:
         g = np.flatnonzero(sub.record == r)
         g = g[np.argsort(sub.t_s[g], kind="stable")]
         out.append(record_predictions(sub.t_s[g].astype(np.float64), p[g], sub.y[g].astype(np.float64),
-                                      z[g], group))
+                                      z[g], group, pop.feat_weight))
     return out
 
 
