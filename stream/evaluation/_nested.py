@@ -5,7 +5,8 @@ Folds are blocks of record number // 50 dealt round-robin (as ``--folds``). For 
 * the outer model is trained on every fold but k (``fold{k}.pt``, what ``validate --folds`` scores fold k with);
 * for each other fold j, an inner model is trained on the folds other than k and j and predicts fold j;
 * the test-time constants (``fusion`` smoothing, gains, dead bands, variance terms, per-patient gain prior;
-  ``frozen`` shrinkage and interval) are fitted on those inner predictions only, and stored in ``fold{k}.pt``.
+  ``frozen`` shrinkage and interval; ``calibration_suggested``'s change threshold) are fitted on those inner
+  predictions only, and stored in ``fold{k}.pt``.
 
 Fold k's records therefore never touch its model, its constants or any choice made for it (choices between
 designs are made on ``inner{k}/``, below, see ``_select``). The shipped model
