@@ -57,7 +57,8 @@ def fit_test_time_constants(records, center):
     from ._fusion_fit import fit_frozen, fit_fusion
     from ._suggest_fit import fit_suggest
 
-    return {"fusion": fit_fusion(records), **fit_frozen(records, center), **fit_suggest(records)}
+    fusion = fit_fusion(records)
+    return {"fusion": fusion, **fit_frozen(records, center), **fit_suggest(records, fusion)}
 
 
 def record_predictions(t_s, p, y, embedding=None, group=0, w=None):
@@ -75,6 +76,9 @@ _LAZY = {
     "default_population": "_population",
     "save_population": "_population",
     "TrainArrays": "_train",
+    "UnlabeledArrays": "_pretrain",
+    "PretrainConfig": "_pretrain",
+    "pretrain_encoder": "_pretrain",
     "TrainConfig": "_train",
     "calibrate": "_train",
     "embed_all": "_train",
@@ -115,6 +119,9 @@ __all__ = [
     "QuantityMetrics",
     "TrainArrays",
     "TrainConfig",
+    "UnlabeledArrays",
+    "PretrainConfig",
+    "pretrain_encoder",
     "calibrate",
     "default_population",
     "embed_all",

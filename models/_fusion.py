@@ -177,7 +177,12 @@ class FusionEstimator(_ModelEstimator):
         self.gain_var_ = np.where(upd, new_pv, self.gain_var_)
 
     def learn_unlabeled(self, window: Window) -> None:
+        if fusion_constants(self.pop)["tau_s"] <= 0:
+            return  # no smoothing: the view of a window that is neither estimated from nor learned is never read
         self._advance(window)
 
     def calibration_mmhg(self) -> tuple[float | None, float | None, float | None]:
         return tuple(float(v) if np.isfinite(v) else None for v in self.y_c_)
+
+    def change_alarm_mmhg(self) -> tuple[float, float] | None:
+        return self.pop.suggest_change_mmhg(self.name)

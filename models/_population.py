@@ -71,11 +71,10 @@ class Population:
         w = self.constants.get("feat_delta_w")
         return np.zeros((3, N_FEATURES), np.float32) if w is None else np.asarray(w, np.float32)
 
-    @property
-    def suggest_change_mmhg(self) -> np.ndarray | None:
-        """Fitted ``calibration_suggested`` change threshold (SBP, DBP) of ``ttt`` (``_suggest_fit``), or None."""
-        v = self.constants.get("suggest_change_mmhg")
-        return None if v is None else np.asarray(v, np.float64)
+    def suggest_change_mmhg(self, method: str) -> tuple[float, float] | None:
+        """Fitted ``calibration_suggested`` change threshold (SBP, DBP) of ``method`` (``_suggest_fit``), or None."""
+        v = (self.constants.get("suggest") or {}).get(method)
+        return None if v is None else (float(v[0]), float(v[1]))
 
     @property
     def dim(self) -> int:

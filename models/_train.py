@@ -82,12 +82,32 @@ def _by_record(arr: TrainArrays) -> list[np.ndarray]:
     return [np.nonzero(arr.record == r)[0] for r in np.unique(arr.record)]
 
 
-def train_population(arr: TrainArrays, cfg: TrainConfig, log=None) -> PopulationNet:
-    """Train a PopulationNet on ``arr`` (fixed seed; single process; caller sets torch threads)."""
+def sample_batch(groups: list[np.ndarray], x_t: torch.Tensor, records: int, per_record: int,
+                 rng: np.random.Generator, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training batch: ``records`` groups (records), ``per_record`` windows of each (sorted), their group index
+    and the windows with the light augmentation (random amplitude per channel, one small time shift)."""
+    pick = rng.choice(len(groups), size=min(records, len(groups)), replace=False)
+    idx_list, grp = [], []
+    for gi, g in enumerate(pick):
+        take = rng.choice(groups[g], size=min(per_record, len(groups[g])), replace=False)
+        idx_list.append(np.sort(take))
+        grp.append(np.full(len(take), gi))
+    idx = torch.from_numpy(np.concatenate(idx_list))
+    x = x_t[idx].float()
+    scale = 1.0 + 0.1 * torch.randn(x.shape[0], 2, 1, generator=gen)
+    shift = int(torch.randint(-25, 26, (1,), generator=gen))
+    return idx, torch.from_numpy(np.concatenate(grp)), torch.roll(x * scale, shifts=shift, dims=2)
+
+
+def train_population(arr: TrainArrays, cfg: TrainConfig, log=None, init_encoder: dict | None = None) -> PopulationNet:
+    """Train a PopulationNet on ``arr`` (fixed seed; single process; caller sets torch threads).
+    ``init_encoder``: encoder weights to start from (``pretrain_encoder``); None: random initialisation."""
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = PopulationNet()
+    if init_encoder is not None:
+        net.encoder.load_state_dict(init_encoder)
     y_all = arr.y.astype(np.float64)
     net.y_mean.copy_(torch.tensor(np.median(y_all, axis=0), dtype=torch.float32))
     net.y_std.copy_(torch.tensor(np.maximum(y_all.std(axis=0), 5.0), dtype=torch.float32))
@@ -101,20 +121,7 @@ def train_population(arr: TrainArrays, cfg: TrainConfig, log=None) -> Population
     ts_t = torch.from_numpy(arr.t_s.astype(np.float32))
     net.train()
     for step in range(cfg.steps):
-        pick = rng.choice(len(groups), size=min(cfg.records_per_batch, len(groups)), replace=False)
-        idx_list, grp = [], []
-        for gi, g in enumerate(pick):
-            members = groups[g]
-            take = rng.choice(members, size=min(cfg.windows_per_record, len(members)), replace=False)
-            idx_list.append(np.sort(take))
-            grp.append(np.full(len(take), gi))
-        idx = torch.from_numpy(np.concatenate(idx_list))
-        gid = torch.from_numpy(np.concatenate(grp))
-        x = x_t[idx].float()
-        # light augmentation: random amplitude scaling per channel and small time shift
-        scale = 1.0 + 0.1 * torch.randn(x.shape[0], 2, 1, generator=gen)
-        shift = int(torch.randint(-25, 26, (1,), generator=gen))
-        x = torch.roll(x * scale, shifts=shift, dims=2)
+        idx, gid, x = sample_batch(groups, x_t, cfg.records_per_batch, cfg.windows_per_record, rng, gen)
         f, y, w, ts = f_t[idx], y_t[idx], w_t[idx], ts_t[idx]
         z = net.embed(x, f)
         mu, lv = net.absolute(z)

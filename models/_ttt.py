@@ -163,8 +163,7 @@ class TTTEstimator(_ModelEstimator):
         return (out[0], out[1], out[2])
 
     def change_alarm_mmhg(self) -> tuple[float, float] | None:
-        v = self.pop.suggest_change_mmhg
-        return None if v is None else (float(v[0]), float(v[1]))
+        return self.pop.suggest_change_mmhg(self.name)
 
     # -- learning ------------------------------------------------------------------------------
     def learn_one(self, window: Window, label: Reference) -> None:

@@ -42,9 +42,9 @@ def test_fit_takes_the_smallest_grid_threshold_within_the_false_alarm_cap():
     w[0, 0], w[1, 0] = 6.0, 2.0  # 6 mmHg SBP, 2 mmHg DBP per unit of feature 0
     rng = np.random.default_rng(0)
     recs = [_record(rng, moved=i % 3 == 0, w=w, group=i % 2) for i in range(24)]
-    fit = fit_suggest(recs, after_windows=3, max_false_alarm=0.04)
-    thr = np.asarray(fit["suggest_change_mmhg"])
-    info = fit["suggest_fit"]
+    fit = fit_suggest(recs, after_windows=3, max_false_alarm=0.04)["suggest"]
+    thr = np.asarray(fit["ttt"])
+    info = fit["fit"]["ttt"]
     c = info["c"]
     assert c in SUGGEST_GRID[1:] and np.allclose(thr, c * np.asarray(info["scale_mmhg"]))
 
@@ -72,11 +72,11 @@ def test_fit_uses_only_the_predicting_models_map_and_can_refuse():
     w[0, 0] = 6.0
     rng = np.random.default_rng(1)
     no_map = [_record(rng, moved=True, w=w, with_w=False) for _ in range(5)]
-    assert fit_suggest(no_map)["suggest_change_mmhg"] is None  # nothing to replay without the model's map
+    assert fit_suggest(no_map)["suggest"]["ttt"] is None  # nothing to replay without the model's map
     # a map that says nothing about the pressure: no threshold keeps the false alarms of noise-only changes
     # under a cap of 0: the fit declines (the step then falls back to the interval rule)
     recs = [_record(rng, moved=False, w=w) for _ in range(6)]
-    assert fit_suggest(recs, max_false_alarm=-1.0)["suggest_change_mmhg"] is None
+    assert fit_suggest(recs, max_false_alarm=-1.0)["suggest"]["ttt"] is None
 
 
 def test_step_rule_uses_the_threshold_instead_of_the_interval():
@@ -108,8 +108,42 @@ def test_ttt_exposes_its_anchor_and_the_populations_threshold():
     est.learn_one(w[1], label(135.0, 72.0, w[1].t_end_s))
     sbp, dbp, _ = est.calibration_mmhg()
     assert (sbp, dbp) == (135.0, 72.0)
-    pop.constants["suggest_change_mmhg"] = [4.5, 2.0]
+    pop.constants["suggest"] = {"ttt": [4.5, 2.0], "fusion": None}
     from bpstream.models import make_estimator
 
-    fitted = make_estimator("ttt", population=pop)
-    assert fitted.change_alarm_mmhg() == (4.5, 2.0)
+    assert make_estimator("ttt", population=pop).change_alarm_mmhg() == (4.5, 2.0)
+    assert make_estimator("fusion", population=pop).change_alarm_mmhg() is None
+
+
+def test_the_fits_fusion_change_is_the_estimators():
+    """The change the fit replays for ``fusion`` equals ``FusionEstimator``'s estimate minus its calibration, window
+    by window, under one calibration (same smoothing, map, dead band, gain and age gate)."""
+    from bpstream.models import make_estimator
+    from bpstream.models._suggest_fit import _fusion_change
+
+    pop = copy.deepcopy(population())
+    ws = windows(30, seed=4, heart_rate=80) + windows(30, seed=5, heart_rate=100)
+    ws = [type(w)(t_start_s=2.0 * i, t_end_s=2.0 * i + 10.0, fs_hz=w.fs_hz, ecg=w.ecg, ppg=w.ppg) for i, w in enumerate(ws)]
+    z = np.stack([pop.encode(w) for w in ws]).astype(np.float64)
+    p = pop.absolute(z.astype(np.float32))[0]
+    t = np.array([w.t_end_s for w in ws])
+    rng = np.random.default_rng(2)
+    fusion = {"tau_s": 10.0, "weights": rng.normal(0, 30.0, (3, 44)).tolist(), "gain": [1.2, 0.8, 1.0],
+              "gain_age_half_s": [30.0, 0.0, 60.0], "deadband_mmhg": [0.05, 0.0, 0.0], "gain_prior_var": [0.0] * 3}
+    pop.constants["fusion"] = fusion
+    est = make_estimator("fusion", population=pop)
+    a = int(np.flatnonzero(t >= 30.0)[0])
+    got = []
+    for i, w in enumerate(ws):
+        if i < a:
+            est.learn_unlabeled(w)
+        elif i == a:
+            est.learn_one(w, label(130.0, 70.0, w.t_end_s))
+        else:
+            e = est.predict_one(w)
+            got.append((e.sbp_mmhg - 130.0, e.dbp_mmhg - 70.0))
+            est.learn_unlabeled(w)
+    rec = record_predictions(t, p, np.full((len(t), 3), 100.0), z)
+    want = _fusion_change(fusion)(rec, a, np.arange(a + 1, len(ws)))
+    # equal up to float32 rounding of the embeddings (encoded one by one there, in a batch here)
+    assert np.abs(np.asarray(got) - want).max() < 1e-5 * np.abs(want).max() and np.abs(want).max() > 1.0

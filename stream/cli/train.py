@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bpstream.stream.records import FOLDS_FILE
-from bpstream.stream.evaluation import fit_population as _fit, log as _log
+from bpstream.stream.evaluation import fit_population as _fit, log as _log, unlabeled_for
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the population model (optionally patient-disjoint folds)")
@@ -31,8 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--select", action="store_true",
                    help="with --nested: choose the published estimator (fusion or ttt) by replaying the inner folds "
                         "(OUT/inner{k}, once and every:60); writes OUT/selection.json")
+    p.add_argument("--pretrain-unlabeled", metavar="DIR", default=None,
+                   help="pretrain each model's encoder on the ECG + PPG windows of these records first (self-supervised; "
+                        "per model only records of its training blocks or of blocks without labelled records)")
     p.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
-    p.add_argument("--steps", type=int, default=1200, help="optimisation steps per model")
+    p.add_argument("--steps", type=int, default=300,
+                   help="optimisation steps per model (default 300: the shipped weights; 1200 lost on inner folds)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--cache", default="runs/cache", help="git-ignored folder for derived arrays ('' = none)")
@@ -59,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     arr = build_arrays(records, args.cache or None, progress=None)
     _log(f"{len(arr.names)} records, {len(arr.y)} usable labelled windows ({time.time() - t0:.0f} s)")
+    unlabeled = None
+    if args.pretrain_unlabeled:
+        from bpstream.stream.records import build_unlabeled_arrays
+
+        unlabeled = build_unlabeled_arrays(list_records([args.pretrain_unlabeled]), args.cache or None)
+        _log(f"pretraining: {len(unlabeled.names)} unlabeled records, {len(unlabeled.t_s)} usable windows")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = arr.names
@@ -75,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if args.nested:
             from bpstream.stream.evaluation import run_nested
 
-            nested = run_nested(arr, fold_of, k_folds, out, args.steps, args.seed)
+            nested = run_nested(arr, fold_of, k_folds, out, args.steps, args.seed, unlabeled=unlabeled)
             folds_doc["nested"] = "see nested.json"
             if args.select:
                 from bpstream.stream.evaluation import select_published
@@ -84,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                 _log(f"[select] score (MAE / carry_forward, inner folds): {json.dumps(sel['score'])}; "
                      f"chosen: {sel['chosen']} (OUT/selection.json)")
         for k in range(k_folds) if not args.nested else ():
-            pop = _fit(arr, rec_fold != k, names, args.steps, args.seed, f"fold {k}")
+            unl = unlabeled_for(unlabeled, {b for n, b in zip(all_names, blocks) if fold_of[n] != k}, set(blocks))
+            pop = _fit(arr, rec_fold != k, names, args.steps, args.seed, f"fold {k}", unl)
             save_population(pop, out / f"fold{k}.pt")
             folds_doc["folds"].append({
                 "fold": k, "weights": f"fold{k}.pt",
@@ -103,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         (out / FOLDS_FILE).write_text(json.dumps(folds_doc, indent=1))
         print(f"wrote {k_folds} fold models and {out / FOLDS_FILE} in {time.time() - t_start:.0f} s")
     else:
-        pop = _fit(arr, np.ones(len(arr.y), bool), names, args.steps, args.seed, "all")
+        pop = _fit(arr, np.ones(len(arr.y), bool), names, args.steps, args.seed, "all", unlabeled)
         save_population(pop, out / "population.pt")
         card = {"weights": "population.pt", "data": "PhysioNet/CinC Challenge 2015 training set",
                 "records": len(names), **pop.meta, "constants": pop.constants,

@@ -2,7 +2,7 @@
 
 from ._change import format_change_table
 from ._estimators import DEFAULT_METHODS, available_methods, resolver
-from ._fitting import fit_population, log
+from ._fitting import fit_population, log, unlabeled_for
 from ._nested import run_nested
 from ._plots import write_plots
 from ._replay_local import RecordRun, replay_record, score_results
@@ -17,6 +17,7 @@ __all__ = [
     "ScoreSheet",
     "available_methods",
     "fit_population",
+    "unlabeled_for",
     "format_change_table",
     "iter_with_progress",
     "log",

@@ -8,14 +8,28 @@ import time
 
 import numpy as np
 
-__all__ = ["fit_population", "log", "predict_arrays"]
+__all__ = ["fit_population", "log", "predict_arrays", "unlabeled_for"]
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, tag: str):
+def unlabeled_for(unlabeled, train_blocks: set[int], labelled_blocks: set[int]):
+    """The unlabeled windows a model trained on ``train_blocks`` may pretrain on: records of those blocks, or of
+    blocks no labelled record belongs to (no model is ever scored on those). None stays None."""
+    if unlabeled is None:
+        return None
+    from bpstream.models import record_block
+
+    ok = [record_block(n) in train_blocks or record_block(n) not in labelled_blocks for n in unlabeled.names]
+    return unlabeled.subset(np.asarray(ok, bool)[unlabeled.record])
+
+
+def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, tag: str, unlabeled=None):
+    """One population model on the windows of ``train_mask``; ``unlabeled``: windows to pretrain its encoder on
+    first (``pretrain_encoder``, as many steps), already restricted to what this model may see
+    (``unlabeled_for``)."""
     from bpstream.models import Population
     from bpstream.models import fit_feature_delta, label_dynamics
     from bpstream.models import TrainConfig, calibrate, record_block, train_population
@@ -26,8 +40,14 @@ def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, se
     inner = train_mask & (rec_block == inner_block) if inner_block is not None else np.zeros_like(train_mask)
     fit_mask = train_mask & ~inner
     t0 = time.time()
+    init, pretrained_on = None, []
+    if unlabeled is not None and len(unlabeled.t_s):
+        from bpstream.models import PretrainConfig, pretrain_encoder
+
+        init = pretrain_encoder(unlabeled, PretrainConfig(steps=steps, seed=seed), log=lambda m: log(f"[{tag}] {m}"))
+        pretrained_on = sorted({unlabeled.names[r] for r in np.unique(unlabeled.record)})
     net = train_population(arr.subset(fit_mask), TrainConfig(steps=steps, seed=seed),
-                           log=lambda m: log(f"[{tag}] {m}"))
+                           log=lambda m: log(f"[{tag}] {m}"), init_encoder=init)
     held = arr.subset(inner).only_usable()  # test-time constants from windows the step would score
     constants = calibrate(net, held) if len(held.y) else {}
     constants.update(_offset_sd(net, held) if len(held.y) else {})
@@ -41,6 +61,7 @@ def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, se
         "train_windows": int(fit_mask.sum()),
         "steps": steps,
         "seed": seed,
+        "pretrained_on_unlabeled": pretrained_on,
         "train_s": round(time.time() - t0, 1),
     }
     log(f"[{tag}] trained in {meta['train_s']} s on {meta['train_windows']} windows; constants {constants}")

@@ -31,7 +31,7 @@ import numpy as np
 
 from bpstream.models import fit_test_time_constants, record_predictions
 
-from ._fitting import fit_population, log, predict_arrays
+from ._fitting import fit_population, log, predict_arrays, unlabeled_for
 
 __all__ = ["run_nested"]
 
@@ -57,9 +57,11 @@ def _fit_constants(pop, recs: list) -> dict:
 
 
 def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int, seed: int,
-               ship: bool = True) -> dict:
-    """Train and fit everything (see the module docstring); write OUT/fold{k}.pt, population.pt, nested.json."""
-    from bpstream.models import save_population
+               ship: bool = True, unlabeled=None) -> dict:
+    """Train and fit everything (see the module docstring); write OUT/fold{k}.pt, population.pt, nested.json.
+    ``unlabeled``: windows to pretrain each model's encoder on, restricted per model to its training blocks and
+    to blocks without labelled records (``unlabeled_for``)."""
+    from bpstream.models import record_block, save_population
 
     names = arr.names
     rec_fold = np.array([fold_of[n] for n in names])[arr.record]
@@ -75,15 +77,20 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
 
             tag = ",".join(map(str, sorted(train_folds)))
             mask = np.isin(rec_fold, sorted(train_folds))
+            unl = unlabeled_for(unlabeled, {record_block(n) for n, f in fold_of.items() if f in train_folds},
+                                {record_block(n) for n in fold_of})
             key = {"folds": sorted(train_folds), "steps": steps, "seed": seed, "windows": int(mask.sum()),
                    "records": sorted({names[r] for r in np.unique(arr.record[mask])})}
+            if unl is not None:  # (models without pretraining keep the key they had)
+                key["pretrain"] = {"windows": int(len(unl.t_s)), "records": sorted(
+                    {unl.names[r] for r in np.unique(unl.record)})}
             path, meta = out / "models" / f"train_{tag.replace(',', '-')}.pt", out / "models" / f"train_{tag.replace(',', '-')}.json"
             if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
                 # a copy: the outer model's constants are refitted in place below, and the loader caches
                 models[train_folds] = copy.deepcopy(load_population(str(path)))
                 log(f"[train folds {tag}] reused {path}")
             else:
-                models[train_folds] = fit_population(arr, mask, names, steps, seed, f"train folds {tag}")
+                models[train_folds] = fit_population(arr, mask, names, steps, seed, f"train folds {tag}", unl)
                 save_population(models[train_folds], path)
                 meta.write_text(json.dumps(key))
         return models[train_folds]

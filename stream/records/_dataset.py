@@ -69,7 +69,7 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
     }
 
 
-def _code_digest() -> str:
+def code_digest() -> str:
     """Digest of the code that decides which windows and labels a record yields (filters, the step, features),
     so a cache built before a filter changed is never reused."""
     import inspect
@@ -91,6 +91,19 @@ def _cache_key(path: Path, code: str) -> str:
     return f"{path.name}-{h}.npz"
 
 
+def cached_arrays(path: Path, cache: Path | None, code: str, build: Callable[[Path], dict], prefix: str = "") -> dict:
+    """``build(path)``'s arrays, read from (or written to) ``cache`` under a key of the record and ``code`` (the
+    digest of the code that decides them); ``RecordError`` from ``build`` passes through."""
+    f = cache / (prefix + _cache_key(path, code)) if cache else None
+    if f is not None and f.exists():
+        with np.load(f) as d:
+            return {k: d[k] for k in d.files}
+    arr = build(path)
+    if f is not None:
+        np.savez(f, **arr)
+    return arr
+
+
 def build_arrays(paths: Sequence[Path], cache_dir: str | Path | None = None,
                  progress: Callable[[str], None] | None = None, unusable_input_weight: float = 0.3) -> TrainArrays:
     """Concatenate the labelled windows of ``paths`` (records lacking ABP/ECG/PPG are skipped).
@@ -103,22 +116,15 @@ def build_arrays(paths: Sequence[Path], cache_dir: str | Path | None = None,
     cache = Path(cache_dir) if cache_dir else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
-    code = _code_digest() if cache else ""
+    code = code_digest() if cache else ""
     for path in paths:
         path = Path(path)
-        f = cache / _cache_key(path, code) if cache else None
-        if f is not None and f.exists():
-            with np.load(f) as d:
-                arr = {k: d[k] for k in d.files}
-        else:
-            try:
-                arr = record_arrays(path)
-            except RecordError as exc:
-                if progress:
-                    progress(f"skip {path.name}: {exc}")
-                continue
-            if f is not None:
-                np.savez(f, **arr)
+        try:
+            arr = cached_arrays(path, cache, code, record_arrays)
+        except RecordError as exc:
+            if progress:
+                progress(f"skip {path.name}: {exc}")
+            continue
         if progress:
             progress(f"{path.name}: {len(arr['y'])} windows")
         if len(arr["y"]):
