@@ -29,7 +29,7 @@ __all__ = ["ReplayResult", "one_core", "replay_speed", "service_methods", "state
            "population_or_stand_in"]
 
 # the product's default first (what a service publishes); the estimators that exist are used
-PREFERRED = ("ttt", "fusion", "offset", "frozen", "carry_forward", "mean")
+PREFERRED = ("fusion", "ttt", "offset", "frozen", "carry_forward", "mean")
 
 
 @contextlib.contextmanager

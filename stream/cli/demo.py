@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     names = [n for n in names if n in available] or sorted(available)[:4]
     paths = list_records([data], names)
     methods = available_methods(DEFAULT_METHODS)
-    primary = "ttt" if "ttt" in methods else "carry_forward"
+    primary = "fusion" if "fusion" in methods else "carry_forward"
     config = PipelineConfig(methods=methods, arterial_schedule=Schedule.parse(args.calibration))
     factories_for = resolver(methods, None)
     print(f"bpstream demo: {len(paths)} records from {data}, calibration {args.calibration}, methods {', '.join(methods)}")

@@ -58,7 +58,7 @@ class Settings:
     datadir: str = "bpstream-data"  # worker-local files (rocksdb tables)
     session_timeout_s: float = 10.0
     stop_timeout_s: float = 10.0  # SIGTERM: the clean stop gets this long, then the process exits anyway
-    methods: tuple[str, ...] = ("ttt",)  # the first is published (ttt: chosen on inner folds, see selection in the README)
+    methods: tuple[str, ...] = ("fusion",)  # the first is published (fusion: chosen on inner folds, see selection in the README)
     calibration: str = "off"  # arterial calibration from the stream's ABP: off | once | every:N
     command_hold_s: float = 3.0  # a command waits at most this long for its partition's waveforms
     reorder_s: float = 10.0  # chunks held behind a missing seq (stream seconds) before the gap is given up

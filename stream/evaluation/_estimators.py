@@ -8,7 +8,7 @@ from bpstream.models import ESTIMATORS, MODEL_METHODS, Estimator, make_estimator
 
 __all__ = ["DEFAULT_METHODS", "available_methods", "resolver"]
 
-DEFAULT_METHODS = ("ttt", "mean", "carry_forward", "frozen", "offset", "fusion")
+DEFAULT_METHODS = ("fusion", "mean", "carry_forward", "frozen", "offset", "ttt")
 
 
 def available_methods(wanted: Sequence[str]) -> tuple[str, ...]:

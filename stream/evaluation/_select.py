@@ -23,7 +23,7 @@ from ._report import QUANTITIES, ScoreSheet
 
 __all__ = ["SELECT_CANDIDATES", "SELECT_CALIBRATIONS", "score_selection", "select_published"]
 
-SELECT_CANDIDATES = ("ttt", "fusion")  # the first is the incumbent (the published default)
+SELECT_CANDIDATES = ("fusion", "ttt")  # the first is the incumbent (the published default)
 SELECT_CALIBRATIONS = ("once", "every:60")
 
 
@@ -60,8 +60,9 @@ def select_published(out: Path, paths: Sequence[Path], candidates: Sequence[str]
     methods = tuple(candidates) + ("carry_forward",)
     by_name = {Path(p).name: p for p in paths}
     results: dict[int, dict[str, Any]] = {}
-    for folder in sorted(out.glob("inner[0-9]*"), key=lambda f: int(f.name[5:])):
-        k = int(folder.name[5:])
+    k_folds = json.loads((out / "nested.json").read_text())["k"]  # this run's folds (not a stale inner{k} of another K)
+    for k in range(k_folds):
+        folder = out / f"inner{k}"
         names = [n for n in _inner_records(folder) if n in by_name]
         factories_for = resolver(methods, str(folder))
         results[k] = {}
