@@ -42,7 +42,10 @@ def flag_runs(change: np.ndarray, threshold: np.ndarray, after_windows: int) -> 
 
 def _ttt_change(r) -> np.ndarray | None:
     """``ttt``'s change since a calibration at each window (n, 2): the predicting model's feature-delta map applied
-    to the change of the scaled features (relative to window 0; differences against the anchor are taken later)."""
+    to the change of the scaled features (relative to window 0; differences against the anchor are taken later).
+    It leaves out ``ttt``'s other term, the population CNN's change shrunk by ``delta_gain``: 0 in weights trained
+    without pretraining, not always with it (the shipped weights' DBP gain is 0.8), so there the fitted threshold
+    is an approximation for ``ttt`` (not the published estimator)."""
     if r.w is None or r.z is None:
         return None
     w = np.asarray(r.w, np.float64)
