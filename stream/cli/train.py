@@ -6,7 +6,9 @@ OUT/folds.json, which lists each fold's test records (``bpstream validate --fold
 with the model of the fold that held it out). Folds are blocks of record numbers (number // 50) dealt
 round-robin, so nearby records (possibly the same patient) never straddle training and test.
 Within each model's training records one block is held out to fit the uncertainty temperatures and the
-delta shrinkage (never the test fold).
+delta shrinkage (never the test fold). ``--pretrain-unlabeled DIR`` first pretrains each model's encoder
+self-supervised on the ECG + PPG windows of the records in DIR (only those of its training blocks or of blocks
+without labelled records).
 """
 
 from __future__ import annotations
