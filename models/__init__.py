@@ -51,7 +51,8 @@ def load_population(path=None):
 
 
 def fit_test_time_constants(records, center):
-    """Fit the ``fusion`` and ``frozen`` constants on predictions for patients the model never saw
+    """Fit the ``fusion`` and ``frozen`` constants and the ``calibration_suggested`` thresholds
+    (``constants["suggest"]``) on predictions for patients the model never saw
     (``records``: a list of ``RecordPredictions``; ``center``: the training label centre). Returns the dict
     to merge into a population's constants."""
     from ._fusion_fit import fit_frozen, fit_fusion

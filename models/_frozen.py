@@ -47,6 +47,10 @@ class _ModelEstimator(Estimator):
         """SHA-256 of the population weights file this estimator uses (published with every estimate)."""
         return self.pop.meta.get("weights_sha256")
 
+    def change_alarm_mmhg(self) -> tuple[float, float] | None:
+        """This estimator's threshold in the population's constants (``ttt`` and ``fusion`` have one)."""
+        return self.pop.suggest_change_mmhg(self.name)
+
     @staticmethod
     def _usable(label: Reference) -> bool:
         return bool(label.usable) and np.isfinite(_label_vec(label)).any()

@@ -183,6 +183,3 @@ class FusionEstimator(_ModelEstimator):
 
     def calibration_mmhg(self) -> tuple[float | None, float | None, float | None]:
         return tuple(float(v) if np.isfinite(v) else None for v in self.y_c_)
-
-    def change_alarm_mmhg(self) -> tuple[float, float] | None:
-        return self.pop.suggest_change_mmhg(self.name)

@@ -162,9 +162,6 @@ class TTTEstimator(_ModelEstimator):
             out.append(float(col[ok[-1]]) if ok.size else None)
         return (out[0], out[1], out[2])
 
-    def change_alarm_mmhg(self) -> tuple[float, float] | None:
-        return self.pop.suggest_change_mmhg(self.name)
-
     # -- learning ------------------------------------------------------------------------------
     def learn_one(self, window: Window, label: Reference) -> None:
         if not self._usable(label):

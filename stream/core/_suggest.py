@@ -4,8 +4,8 @@ Per window of a calibrated patient whose input passed, the published estimate is
 values the estimator is anchored to (``Estimator.calibration_mmhg``), for SBP and DBP. A window is *off* the
 calibration when
 
-* the estimator has a fitted change threshold (``Estimator.change_alarm_mmhg``; ``ttt``: fitted with the model on
-  patients it never saw, see ``bpstream.models``' ``_suggest_fit``) and the estimated change exceeds it
+* the estimator has a fitted change threshold (``Estimator.change_alarm_mmhg``; ``ttt`` and ``fusion``: fitted with
+  the model on patients it never saw, see ``bpstream.models``' ``_suggest_fit``) and the estimated change exceeds it
   (reason ``predicted_change``), or else
 * the estimate's 90 % interval (``value +- 1.645 sd``) excludes the carried value (``interval_left_calibration``).
 
