@@ -8,9 +8,10 @@ import numpy as np
 
 from bpstream.filters import Reason, Reference, Window
 from bpstream.models._base import Estimate, Estimator, Validity
+from bpstream.models._features import N_FEATURES  # the last columns of the embedding
 from bpstream.models._population import Population, default_population
 
-__all__ = ["FrozenEstimator", "OffsetEstimator"]
+__all__ = ["FrozenEstimator", "OffsetEstimator", "frozen_map"]
 
 _FIELDS = ("sbp_mmhg", "dbp_mmhg", "map_mmhg")
 
@@ -30,6 +31,12 @@ def _estimate(mu: np.ndarray, sd: np.ndarray | None, validity=Validity.VALID, re
 
     sds = [None] * 3 if sd is None else [f(s) for s in sd]
     return Estimate(f(mu[0]), f(mu[1]), f(mu[2]), sds[0], sds[1], sds[2], validity, tuple(reasons))
+
+
+def frozen_map(p: np.ndarray, f: np.ndarray, c0, shrink, coef, f_mean) -> np.ndarray:
+    """``frozen``'s calibration-free estimate ``c0 + shrink * (p - c0) + (f - f_mean) . coef`` (broadcasting: one
+    quantity over windows in the fit, three quantities of one window in ``FrozenEstimator``)."""
+    return c0 + shrink * (np.asarray(p) - c0) + ((np.asarray(f) - f_mean) * np.asarray(coef)).sum(-1)
 
 
 class _ModelEstimator(Estimator):
@@ -57,17 +64,22 @@ class _ModelEstimator(Estimator):
 
 
 class FrozenEstimator(_ModelEstimator):
-    """The population model alone: calibration-free, never learns."""
+    """The population model alone: calibration-free, never learns. With fitted constants, per quantity either
+    the CNN's prediction shrunk towards the training mean or a ridge on the 9 physiological features of the
+    embedding (``fit_frozen`` chooses on held-out patients)."""
 
     name = "frozen"
     state_tag = "est.frozen"
 
     def predict_one(self, window: Window) -> Estimate:
-        mu, sd = self.pop.absolute(self.pop.encode(window))
+        z = self.pop.encode(window)
+        mu, sd = self.pop.absolute(z)
         c = self.pop.constants
-        if "abs_shrink" in c:  # fitted on held-out patients: shrink towards the training centre
-            center = np.asarray(c["abs_center_mmhg"], np.float64)
-            mu0 = center + np.asarray(c["abs_shrink"], np.float64) * (mu[0] - center)
+        if "abs_shrink" in c:  # fitted on held-out patients (``fit_frozen``)
+            none = np.zeros((3, N_FEATURES))  # weights fitted before the feature ridge existed
+            mu0 = frozen_map(mu[0], np.asarray(z, np.float64)[-N_FEATURES:], np.asarray(c["abs_center_mmhg"], np.float64),
+                             np.asarray(c["abs_shrink"], np.float64), np.asarray(c.get("abs_feature_coef", none), np.float64),
+                             np.asarray(c.get("abs_feature_mean", none), np.float64))
             return _estimate(mu0, np.asarray(c["abs_sd_mmhg"], np.float64))
         return _estimate(mu[0], sd[0])
 

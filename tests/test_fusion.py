@@ -61,6 +61,36 @@ def test_frozen_shrinkage_follows_how_much_the_level_is_worth():
     assert min(fit_test_time_constants(recs(True), center)["abs_shrink"]) >= 0.8  # right: kept
 
 
+def test_frozen_chooses_the_feature_ridge_when_the_features_carry_the_level():
+    """The CNN's prediction is unrelated to the level; one physiological feature carries it. The fit must take the
+    ridge (cross-validated across the 4 groups), predict a new patient's level from the features through
+    ``frozen_map``, and keep the shrinkage on the CNN's prediction at 0."""
+    from bpstream.models._frozen import frozen_map
+
+    rng = np.random.default_rng(11)
+    center = np.array([120.0, 65.0, 85.0])
+
+    def rec(r: int):
+        level = center + rng.normal(0, 15, 3)
+        t = np.arange(30.0, 100.0, 2.0)
+        z = rng.normal(0, 1.0, (len(t), 41))
+        z[:, -9] = (level[0] - center[0]) / 15 + rng.normal(0, 0.1, len(t))  # the first feature: SBP's level
+        z[:, -8] = (level[1] - center[1]) / 15 + rng.normal(0, 0.1, len(t))
+        z[:, -7] = (level[2] - center[2]) / 15 + rng.normal(0, 0.1, len(t))
+        y = level + rng.normal(0, 2, (len(t), 3))
+        return record_predictions(t, center + rng.normal(0, 15, 3) + rng.normal(0, 2, (len(t), 3)), y, z, group=r % 4), level
+
+    c = fit_test_time_constants([rec(r)[0] for r in range(40)], center)
+    assert all(m.startswith("features_ridge") for m in c["frozen_fit"]["model"])
+    assert max(c["frozen_fit"]["mae_ratio_to_center"]) < 0.5
+    assert c["abs_shrink"] == [0.0, 0.0, 0.0]
+    new, level = rec(99)
+    for k in range(3):
+        mu = frozen_map(new.p[:, k], new.z[:, -9:], c["abs_center_mmhg"][k], c["abs_shrink"][k],
+                        c["abs_feature_coef"][k], c["abs_feature_mean"][k])
+        assert abs(np.mean(mu) - level[k]) < 5.0  # 15 mmHg spread between patients, the level recovered
+
+
 def test_schedule_anchors_and_smoothing():
     t = np.array([10.0, 28.0, 30.0, 44.0, 92.0, 150.0, 151.0, 215.0])
     assert schedule_anchors(t, None).tolist() == [2]
@@ -87,6 +117,24 @@ def test_estimator_is_calibration_plus_gain_times_change():
         e = make_estimator("fusion", population=pop).load_bytes(est.to_bytes()).predict_one(w)
         assert e.sbp_mmhg == pytest.approx(130.0 + 0.5 * (p[0] - p0[0]))
         assert e.sbp_sd_mmhg == pytest.approx(2.0)
+
+
+def test_frozen_estimator_is_centre_plus_shrunk_prediction_plus_feature_term():
+    """Hand-computed: c0 + shrink * (p - c0) + (f - f_mean) . coef, f the last 9 columns of the embedding."""
+    base = population()
+    coef = [[2.0] + [0.0] * 8, [0.0, -1.0] + [0.0] * 7, [0.0] * 9]
+    f_mean = [[0.5] * 9, [0.0] * 9, [0.0] * 9]
+    consts = {"abs_center_mmhg": [110.0, 60.0, 80.0], "abs_shrink": [0.0, 0.5, 1.0], "abs_feature_coef": coef,
+              "abs_feature_mean": f_mean, "abs_sd_mmhg": [10.0, 6.0, 7.0]}
+    pop = Population(base.net, {**base.constants, **consts})
+    w = windows(3, seed=4, heart_rate=75)[2]
+    z = np.asarray(pop.encode(w), np.float64)
+    p = pop.absolute(pop.encode(w))[0][0]
+    e = make_estimator("frozen", population=pop).predict_one(w)
+    assert e.sbp_mmhg == pytest.approx(110.0 + 2.0 * (z[-9] - 0.5))
+    assert e.dbp_mmhg == pytest.approx(60.0 + 0.5 * (p[1] - 60.0) - z[-8])
+    assert e.map_mmhg == pytest.approx(p[2])
+    assert (e.sbp_sd_mmhg, e.dbp_sd_mmhg) == (10.0, 6.0)
 
 
 def test_age_gate_is_the_kalman_share_of_the_gain():
