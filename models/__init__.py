@@ -55,7 +55,8 @@ def fit_test_time_constants(records, center):
     (``constants["suggest"]``) on predictions for patients the model never saw
     (``records``: a list of ``RecordPredictions``; ``center``: the training label centre). Returns the dict
     to merge into a population's constants."""
-    from ._fusion_fit import fit_frozen, fit_fusion
+    from ._frozen_fit import fit_frozen
+    from ._fusion_fit import fit_fusion
     from ._suggest_fit import fit_suggest
 
     fusion = fit_fusion(records)

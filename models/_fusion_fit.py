@@ -1,4 +1,5 @@
-"""Fit the ``fusion`` and ``frozen`` test-time constants on held-out patients (pure numpy: arrays in, dict out).
+"""Fit the ``fusion`` test-time constants on held-out patients (pure numpy: arrays in, dict out; ``frozen``'s fit,
+``_frozen_fit``, shares the inputs and ``GRID``).
 
 Input: per record, the population model's calibration-free predictions ``p`` (n, 3) of its usable labelled
 windows, their labels ``y`` (n, 3) and window end times ``t_s`` (n,), sorted by time; the records must be
@@ -11,10 +12,7 @@ or after every further 60 s) and picks, on a fixed grid decided before any resul
   age at which half the gain applies (``gain_age_half_s``; 0 = the same gain at every age);
 * the variance terms (non-negative least squares of squared residuals on 1, age, change^2), then a
   temperature that makes +-1.645 sd cover 90 % of the residuals;
-* the per-patient gain's prior variance (0 = no test-time adaptation of the gain), by the ``every:60`` error;
-* for ``frozen``: per quantity, the shrinkage of the calibration-free prediction towards the training mean or a
-  ridge on the physiological features (whichever cross-validates better across inner folds), and a constant
-  90 % interval from its cross-validated residuals.
+* the per-patient gain's prior variance (0 = no test-time adaptation of the gain), by the ``every:60`` error.
 """
 
 from __future__ import annotations
@@ -24,11 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from bpstream.models._features import N_FEATURES
-from bpstream.models._frozen import frozen_map
 from bpstream.models._fusion import N_VIEW, age_gate, gain_update, shrink
 
-__all__ = ["RecordPredictions", "fit_fusion", "fit_frozen", "frozen_map", "smooth", "schedule_anchors", "GRID"]
+__all__ = ["RecordPredictions", "fit_fusion", "smooth", "schedule_anchors", "GRID"]
 
 GRID = {
     "tau_s": (0.0, 10.0, 30.0, 60.0, 120.0),
@@ -246,61 +242,3 @@ def fit_fusion(recs: list[RecordPredictions]) -> dict:
                 "carry_forward_mae": [float(v) for v in cf], "cv_mae": [float(m) for m, _ in per_q],
                 "change_model": [None if r is None else list(r) for _, r in per_q]}
     return c
-
-
-def _frozen_design(p: np.ndarray, f: np.ndarray, y: np.ndarray, center: float, model) -> tuple:
-    """One quantity's calibration-free map ``mu = c0 + shrink * (p - c0) + (f - f_mean) @ coef``, fitted on
-    (p, f, y): ``model`` None = shrinkage of the CNN's prediction towards ``center`` (grid); a number = ridge of
-    that strength on the standardized features (no shrinkage). Returns (c0, shrink, coef, f_mean)."""
-    zeros = np.zeros(f.shape[1])
-    if model is None:
-        maes = [np.mean(np.abs(y - center - g * (p - center))) for g in GRID["frozen_shrink"]]
-        return float(center), float(GRID["frozen_shrink"][int(np.argmin(maes))]), zeros, zeros
-    f_mean, f_sd = f.mean(0), np.maximum(f.std(0), 1e-6)
-    zf = (f - f_mean) / f_sd
-    y_mean = float(y.mean())
-    coef = np.linalg.solve(zf.T @ zf + float(model) * np.eye(f.shape[1]), zf.T @ (y - y_mean)) / f_sd
-    return y_mean, 0.0, coef, f_mean
-
-
-def fit_frozen(recs: list[RecordPredictions], center: np.ndarray) -> dict:
-    """``frozen``'s map per quantity (see ``_frozen_design``), the candidate chosen by cross-validation across
-    the records' groups (inner folds; in-sample with one group), and its constant 90 % sd from the chosen
-    candidate's cross-validated residuals. ``frozen_fit`` reports, per quantity, that cross-validated MAE over
-    the one of the constant ``center`` (the training median, ``validate``'s ``mean``), and the model chosen."""
-    p = np.concatenate([r.p for r in recs])
-    y = np.concatenate([r.y for r in recs])
-    f = np.concatenate([r.view()[:, -N_FEATURES:] for r in recs])
-    grp = np.concatenate([np.full(len(r.p), r.group) for r in recs])
-    groups = np.unique(grp)
-    out: dict = {"abs_shrink": [], "abs_center_mmhg": [], "abs_feature_coef": [], "abs_feature_mean": [],
-                 "abs_sd_mmhg": []}
-    ratio, chosen = [], []
-    for k in range(3):
-        ok = np.isfinite(p[:, k]) & np.isfinite(y[:, k]) & np.isfinite(f).all(1)
-        best = None
-        for model in GRID["frozen_model"]:
-            res, base = [], []
-            for h in (groups if len(groups) > 1 else [None]):
-                tr = ok & (grp != h) if h is not None else ok
-                te = ok & (grp == h) if h is not None else ok
-                if not tr.any() or not te.any():
-                    continue
-                d = _frozen_design(p[tr, k], f[tr], y[tr, k], float(center[k]), model)
-                res.append(y[te, k] - frozen_map(p[te, k], f[te], *d))
-                base.append(y[te, k] - center[k])
-            r, b = np.concatenate(res), np.concatenate(base)
-            if best is None or np.abs(r).mean() < best[1]:
-                best = (model, float(np.abs(r).mean()), r, float(np.abs(b).mean()))
-        model, mae, r, base_mae = best
-        c0, g, coef, f_mean = _frozen_design(p[ok, k], f[ok], y[ok, k], float(center[k]), model)
-        out["abs_center_mmhg"].append(c0)
-        out["abs_shrink"].append(g)
-        out["abs_feature_coef"].append([float(v) for v in coef])
-        out["abs_feature_mean"].append([float(v) for v in f_mean])
-        out["abs_sd_mmhg"].append(float(np.quantile(np.abs(r), 0.90) / 1.645))
-        ratio.append(mae / base_mae)
-        chosen.append("shrink" if model is None else f"features_ridge_{model:g}")
-    out["frozen_fit"] = {"mae_ratio_to_center": ratio, "model": chosen,
-                         "validation": "cross-validated across groups" if len(groups) > 1 else "in-sample"}
-    return out
