@@ -11,7 +11,7 @@ from bpstream.models._base import Estimate, Estimator, Validity
 from bpstream.models._features import N_FEATURES  # the last columns of the embedding
 from bpstream.models._population import Population, default_population
 
-__all__ = ["FrozenEstimator", "OffsetEstimator", "frozen_map"]
+__all__ = ["FrozenEstimator", "OffsetEstimator", "calibration_free", "frozen_map"]
 
 _FIELDS = ("sbp_mmhg", "dbp_mmhg", "map_mmhg")
 
@@ -37,6 +37,21 @@ def frozen_map(p: np.ndarray, f: np.ndarray, c0, shrink, coef, f_mean) -> np.nda
     """``frozen``'s calibration-free estimate ``c0 + shrink * (p - c0) + (f - f_mean) . coef`` (broadcasting: one
     quantity over windows in the fit, three quantities of one window in ``FrozenEstimator``)."""
     return c0 + shrink * (np.asarray(p) - c0) + ((np.asarray(f) - f_mean) * np.asarray(coef)).sum(-1)
+
+
+def calibration_free(pop: Population, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """``frozen``'s estimate of one window and its 1-sigma, each (3,): the fitted map (``fit_frozen``) with its
+    constant sd, or (weights without fitted constants) the network's own prediction and uncertainty."""
+    z = pop.encode(window)
+    mu, sd = pop.absolute(z)
+    c = pop.constants
+    if "abs_shrink" not in c:
+        return mu[0], sd[0]
+    none = np.zeros((3, N_FEATURES))  # weights fitted before the feature ridge existed
+    mu0 = frozen_map(mu[0], np.asarray(z, np.float64)[-N_FEATURES:], np.asarray(c["abs_center_mmhg"], np.float64),
+                     np.asarray(c["abs_shrink"], np.float64), np.asarray(c.get("abs_feature_coef", none), np.float64),
+                     np.asarray(c.get("abs_feature_mean", none), np.float64))
+    return mu0, np.asarray(c["abs_sd_mmhg"], np.float64)
 
 
 class _ModelEstimator(Estimator):
@@ -72,23 +87,16 @@ class FrozenEstimator(_ModelEstimator):
     state_tag = "est.frozen"
 
     def predict_one(self, window: Window) -> Estimate:
-        z = self.pop.encode(window)
-        mu, sd = self.pop.absolute(z)
-        c = self.pop.constants
-        if "abs_shrink" in c:  # fitted on held-out patients (``fit_frozen``)
-            none = np.zeros((3, N_FEATURES))  # weights fitted before the feature ridge existed
-            mu0 = frozen_map(mu[0], np.asarray(z, np.float64)[-N_FEATURES:], np.asarray(c["abs_center_mmhg"], np.float64),
-                             np.asarray(c["abs_shrink"], np.float64), np.asarray(c.get("abs_feature_coef", none), np.float64),
-                             np.asarray(c.get("abs_feature_mean", none), np.float64))
-            return _estimate(mu0, np.asarray(c["abs_sd_mmhg"], np.float64))
-        return _estimate(mu[0], sd[0])
+        mu, sd = calibration_free(self.pop, window)
+        return _estimate(mu, sd)
 
     def learn_one(self, window: Window, label: Reference) -> None:
         return None
 
 
 class OffsetEstimator(_ModelEstimator):
-    """Frozen model plus the mean residual (label - frozen) of the calibrations so far."""
+    """``frozen``'s estimate plus the mean residual (label - ``frozen``) of the calibrations so far (since
+    2026-12-07's fourth round; before, the network's unshrunk prediction stood in for ``frozen``)."""
 
     name = "offset"
     state_tag = "est.offset"
@@ -101,16 +109,16 @@ class OffsetEstimator(_ModelEstimator):
     def predict_one(self, window: Window) -> Estimate:
         if not (self.res_n_ > 0).any():
             return Estimate.empty(Validity.UNCALIBRATED, (Reason.UNCALIBRATED,))
-        mu, _ = self.pop.absolute(self.pop.encode(window))
+        mu, _ = calibration_free(self.pop, window)
         with np.errstate(invalid="ignore", divide="ignore"):
             off = np.where(self.res_n_ > 0, self.res_sum_ / np.maximum(self.res_n_, 1), np.nan)
-        return _estimate(mu[0] + off, self.pop.offset_sd_mmhg)
+        return _estimate(mu + off, self.pop.offset_sd_mmhg)
 
     def learn_one(self, window: Window, label: Reference) -> None:
         if not self._usable(label):
             return
         y = _label_vec(label)
-        mu, _ = self.pop.absolute(self.pop.encode(window))
+        mu, _ = calibration_free(self.pop, window)
         ok = np.isfinite(y)
-        self.res_sum_ = self.res_sum_ + np.where(ok, y - mu[0], 0.0)
+        self.res_sum_ = self.res_sum_ + np.where(ok, y - mu, 0.0)
         self.res_n_ = self.res_n_ + ok

@@ -137,6 +137,35 @@ def test_frozen_estimator_is_centre_plus_shrunk_prediction_plus_feature_term():
     assert (e.sbp_sd_mmhg, e.dbp_sd_mmhg) == (10.0, 6.0)
 
 
+def test_offset_is_frozen_plus_the_mean_calibration_residual():
+    base = population()
+    consts = {"abs_center_mmhg": [110.0, 60.0, 80.0], "abs_shrink": [0.0, 0.5, 1.0],
+              "abs_feature_coef": [[2.0] + [0.0] * 8, [0.0] * 9, [0.0] * 9], "abs_feature_mean": [[0.5] * 9] + [[0.0] * 9] * 2,
+              "abs_sd_mmhg": [10.0, 6.0, 7.0], "offset_sd_mmhg": [4.0, 3.0, 2.0]}
+    pop = Population(base.net, {**base.constants, **consts})
+    ws = windows(3, seed=6, heart_rate=70)
+    frozen = make_estimator("frozen", population=pop)
+    offset = make_estimator("offset", population=pop)
+    offset.learn_one(ws[0], label(125.0, 70.0, ws[0].t_end_s))
+    f0, f1 = frozen.predict_one(ws[0]), frozen.predict_one(ws[1])
+    e = offset.predict_one(ws[1])
+    assert e.sbp_mmhg == pytest.approx(f1.sbp_mmhg + 125.0 - f0.sbp_mmhg)
+    assert e.dbp_mmhg == pytest.approx(f1.dbp_mmhg + 70.0 - f0.dbp_mmhg)
+    assert (e.sbp_sd_mmhg, e.dbp_sd_mmhg) == (4.0, 3.0)
+
+
+def test_offset_sd_is_the_90_percent_change_residual_after_the_once_calibration():
+    from bpstream.models._frozen_fit import _offset_sd
+
+    t = np.array([10.0, 30.0, 32.0, 34.0, 36.0])  # calibration: the window at 30 s (index 1)
+    y = np.array([[0.0] * 3, [100.0] * 3, [101.0] * 3, [103.0] * 3, [100.0] * 3])
+    pred = np.array([[0.0] * 3, [50.0] * 3, [50.0] * 3, [50.0] * 3, [52.0] * 3])
+    rec = record_predictions(t, np.zeros((5, 3)), y)
+    got = _offset_sd([rec], pred)["offset_sd_mmhg"]
+    expected = np.quantile([1.0, 3.0, 2.0], 0.90) / 1.645  # |(y - 100) - (pred - 50)| after the calibration
+    assert got == pytest.approx([expected] * 3)
+
+
 def test_age_gate_is_the_kalman_share_of_the_gain():
     from bpstream.models._fusion import age_gate
 
