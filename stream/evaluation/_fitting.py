@@ -50,7 +50,6 @@ def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, se
                            log=lambda m: log(f"[{tag}] {m}"), init_encoder=init)
     held = arr.subset(inner).only_usable()  # test-time constants from windows the step would score
     constants = calibrate(net, held) if len(held.y) else {}
-    constants.update(_offset_sd(net, held) if len(held.y) else {})
     # label dynamics (label-only statistics) from all of this model's training records
     constants.update(label_dynamics(arr.subset(train_mask).only_usable()))
     # the population feature-delta map (the personal layer's starting point), grouped-CV regularised
@@ -66,32 +65,6 @@ def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, se
     }
     log(f"[{tag}] trained in {meta['train_s']} s on {meta['train_windows']} windows; constants {constants}")
     return Population(net, constants, meta)
-
-
-def _offset_sd(net, arr) -> dict:
-    """1-sigma of the frozen+offset method on held-out records (anchor: first window at/after 40 s)."""
-    import torch
-
-    from bpstream.models import embed_all
-
-    z = embed_all(net, arr.x, arr.feats)
-    with torch.no_grad():
-        mu, _ = net.absolute(z)
-    mu = mu.numpy()
-    res = []
-    for r in np.unique(arr.record):
-        g = np.nonzero(arr.record == r)[0]
-        later = g[arr.t_s[g] >= 40.0]
-        if len(later) < 2:
-            continue
-        a = later[0]
-        res.append((arr.y[later[1:]] - arr.y[a]) - (mu[later[1:]] - mu[a]))
-    if not res:
-        return {}
-    r = np.abs(np.concatenate(res))
-    return {"offset_sd_mmhg": [float(np.quantile(r[:, k], 0.9) / 1.645) for k in range(3)]}
-
-
 
 
 def predict_arrays(pop, arr) -> tuple[np.ndarray, np.ndarray]:
