@@ -22,6 +22,7 @@ what pass 3 leaves, so each one ends a run and is stepped alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Hashable, MutableMapping, Sequence
 
 import numpy as np
@@ -36,12 +37,19 @@ __all__ = ["measure_windows", "measure_labels", "take_row", "step_many"]
 BATCH = 64  # windows per vectorized call (the measured knee of the cost per window)
 
 
+@functools.lru_cache(maxsize=None)
+def _field_names(tp: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type, None for other types (looked up once per type)."""
+    return tuple(f.name for f in dataclasses.fields(tp)) if dataclasses.is_dataclass(tp) else None
+
+
 def take_row(obj, i: int, n: int):
     """Window ``i`` of a batch result (dataclasses of per-window arrays), as a batch of one."""
-    if dataclasses.is_dataclass(obj):
-        return type(obj)(**{f.name: take_row(getattr(obj, f.name), i, n) for f in dataclasses.fields(obj)})
-    if isinstance(obj, np.ndarray) and obj.ndim >= 1 and obj.shape[0] == n:
-        return obj[i : i + 1]
+    if isinstance(obj, np.ndarray):
+        return obj[i : i + 1] if obj.ndim >= 1 and obj.shape[0] == n else obj
+    names = _field_names(type(obj))
+    if names is not None:
+        return type(obj)(**{name: take_row(getattr(obj, name), i, n) for name in names})
     return obj
 
 
