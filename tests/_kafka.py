@@ -71,25 +71,62 @@ class WorkerProcess:
         self._log.close()
 
 
+def _doc(r) -> dict:
+    """A consumed JSON message, with ``_key``, ``_partition``, ``_offset`` and the ``_worker`` header."""
+    doc = json.loads(r.value)
+    doc["_key"], doc["_partition"], doc["_offset"] = r.key.decode(), r.partition, r.offset
+    doc["_worker"] = dict(r.headers or []).get("bpstream-worker", b"").decode()
+    return doc
+
+
 def read_topic(settings: Settings, topic: str, until: Callable[[list[dict]], bool], timeout_s: float = WAIT_S,
-               docs: list[dict] | None = None, isolation_level: str = "read_uncommitted") -> list[dict]:
+               docs: list[dict] | None = None, isolation_level: str = "read_uncommitted",
+               linger_s: float = 0.0) -> list[dict]:
     """Read ``topic`` from the beginning until ``until(docs)`` holds; each doc gets ``_key``/``_partition``.
-    ``isolation_level="read_committed"``: only what committed transactions wrote (exactly_once workers)."""
+    ``isolation_level="read_committed"``: only what committed transactions wrote (exactly_once workers).
+    ``linger_s``: then go on reading that long, so messages beyond the condition (duplicates) are seen too."""
     from bpstream.stream.kafka._topics import consumer
 
     docs = [] if docs is None else docs
     c = consumer(settings, topic, consumer_timeout_ms=1000, fetch_max_wait_ms=200, isolation_level=isolation_level)
     deadline = time.monotonic() + timeout_s
+
+    def poll() -> None:
+        docs.extend(_doc(r) for records in c.poll(timeout_ms=500).values() for r in records)
+
     try:
         while not until(docs):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout_s:g} s reading {topic}: {len(docs)} messages")
-            for record in c.poll(timeout_ms=500).values():
-                for r in record:
-                    doc = json.loads(r.value)
-                    doc["_key"], doc["_partition"], doc["_offset"] = r.key.decode(), r.partition, r.offset
-                    doc["_worker"] = dict(r.headers or []).get("bpstream-worker", b"").decode()
-                    docs.append(doc)
+            poll()
+        linger_end = time.monotonic() + linger_s
+        while time.monotonic() < linger_end:
+            poll()
+    finally:
+        c.close()
+    return docs
+
+
+def read_to_end(settings: Settings, topic: str, timeout_s: float = WAIT_S) -> list[dict]:
+    """Every message of ``topic`` from the beginning up to its end offsets as of the call (exact on Apache
+    Kafka; Tansu's ListOffsets can under-report by 1-2 records), each doc with ``_key``/``_partition``."""
+    from kafka import TopicPartition
+
+    from bpstream.stream.kafka._topics import consumer
+
+    c = consumer(settings, consumer_timeout_ms=1000, fetch_max_wait_ms=200)
+    docs: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        assert parts, f"no partitions for {topic}"
+        c.assign(parts)
+        c.seek_to_beginning(*parts)
+        end = c.end_offsets(parts)
+        while any(c.position(tp) < end[tp] for tp in parts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s:g} s reading {topic} to its end: {len(docs)} messages")
+            docs.extend(_doc(r) for records in c.poll(timeout_ms=500).values() for r in records)
     finally:
         c.close()
     return docs

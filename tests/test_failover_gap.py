@@ -97,7 +97,7 @@ def test_a_lost_span_costs_windows_near_the_kill_and_a_bounded_drift_later(name,
     after = [w for w in seen if w.t_end_s > t_kill]
     assert after[0].segment == full[-1].segment + 1  # the new segment (the record itself has one)
     # seq continues from the restored state: the lost chunks' windows' seq numbers are used again
-    assert after[0].seq == (skipped[0].seq if skipped else after[0].seq)
+    assert skipped and after[0].seq == skipped[0].seq
     assert after[0].seq == sum(w.t_end_s <= chunks[k - lost].t_start_s + 1e-9 for w in full) + 1
     worst, compared = 0.0, 0
     for w in full:

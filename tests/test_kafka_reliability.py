@@ -194,7 +194,8 @@ def test_fuzz_thousands_of_malformed_messages_reconcile_one_for_one(tansu, tmp_p
             md = future.get(30)
             expected[(name, md.partition, md.offset)] = reasons
         p.close()
-        dead = read_topic(s, s.topic_deadletter, lambda d: len(d) >= len(expected), timeout_s=180)
+        dead = read_topic(s, s.topic_deadletter, lambda d: len(d) >= len(expected), timeout_s=180,
+                          linger_s=5.0)  # and 5 s more: a second dead letter for one message would be seen
         got = {(d["source"]["topic"], d["source"]["partition"], d["source"]["offset"]): d for d in dead}
         assert len(dead) == len(got) == len(expected)  # one for one: none missing, none twice, none extra
         assert set(got) == set(expected)

@@ -29,8 +29,6 @@ def test_delta_head_is_antisymmetric_and_zero_on_itself():
     y = torch.full((5, 3), 100.0)
     with torch.no_grad():
         same, _ = net.delta(z, z, y, torch.zeros(5))
-        ab, _ = net.delta(z, z.flip(0), y, torch.ones(5))
-        ba, _ = net.delta(z.flip(0), z, y, torch.ones(5))
     assert torch.allclose(same, torch.zeros_like(same))
     # with the same context (anchor features), swapping the windows flips the sign
     ctx_same = z.clone()
@@ -39,6 +37,10 @@ def test_delta_head_is_antisymmetric_and_zero_on_itself():
         h1 = net.delta_hidden(ctx_same, ctx_same.flip(0), y)
         h2 = net.delta_hidden(ctx_same.flip(0), ctx_same, y)
     assert torch.allclose(h1, -h2, atol=1e-6)
+    with torch.no_grad():  # and so does the change the head predicts
+        ab, _ = net.delta(ctx_same, ctx_same.flip(0), y, torch.ones(5))
+        ba, _ = net.delta(ctx_same.flip(0), ctx_same, y, torch.ones(5))
+    assert torch.allclose(ab, -ba, atol=1e-5) and not torch.allclose(ab, torch.zeros_like(ab))
 
 
 def test_features_find_heart_rate_and_pulse_arrival_on_simulated_signals():
@@ -96,6 +98,25 @@ def test_training_is_deterministic_and_reduces_delta_error():
     consts = calibrate(a, arr, anchor_after_s=10.0)
     assert set(consts) >= {"abs_sd_scale", "delta_gain", "delta_sd_scale"}
     assert all(0.0 <= g <= 1.0 for g in consts["delta_gain"])
+    # the delta head learned the within-record change: error well below the same net after one step
+    one = train_population(arr, TrainConfig(steps=1, records_per_batch=4, windows_per_record=6, seed=1))
+    trained, start = _delta_mae(a, arr), _delta_mae(one, arr)
+    assert (trained < 0.8 * start).all(), (trained, start)
+
+
+def _delta_mae(net, arr) -> np.ndarray:
+    """MAE per quantity of the delta head's change from each record's first window to its later ones."""
+    from bpstream.models._train import _by_record, embed_all
+
+    net.eval()
+    with torch.no_grad():
+        z, y, t = embed_all(net, arr.x, arr.feats), torch.from_numpy(arr.y), torch.from_numpy(arr.t_s)
+        errs = []
+        for g in _by_record(arr):
+            a, rest = g[0], g[1:]
+            d, _ = net.delta(z[rest], z[a].expand(len(rest), -1), y[a].expand(len(rest), -1), t[rest] - t[a])
+            errs.append((d - (y[rest] - y[a])).abs())
+    return torch.cat(errs).mean(0).numpy()
 
 
 def test_weights_round_trip(tmp_path):

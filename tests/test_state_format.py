@@ -65,10 +65,13 @@ def test_a_moved_class_still_reads_because_the_state_names_tags():
     for m in list(synthetic_chunks(12.0)):
         state, _ = p.step(state, m)
     data = state_to_bytes(state)
+    assert b"filters.windower" in data  # the part is named by its tag ...
+    assert b"Windower" not in data and b"bpstream.filters" not in data  # ... never by class or module
     original = Windower.__module__
     try:
         Windower.__module__ = "bpstream.filters._somewhere_else"  # what a refactor does to module:qualname
         Windower.__qualname__ = "RenamedWindower"
+        assert state_to_bytes(state) == data  # the moved class writes the same bytes
         assert state_from_bytes(data, p).windower.t_next_s_ == state.windower.t_next_s_
     finally:
         Windower.__module__, Windower.__qualname__ = original, "Windower"

@@ -7,6 +7,8 @@ buffers) of commit b00db86 from a synthetic patient stepped through every estima
 
 from __future__ import annotations
 
+import copy
+
 import enum
 import hashlib
 import json
@@ -77,8 +79,16 @@ _LEAVES = (st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.float
 def test_tree_codec_round_trips_every_value_exactly(tree):
     back = tree_from_bytes(tree_to_bytes(tree))
     assert same(tree, back)
-    arrays = [back] if isinstance(back, np.ndarray) else []
-    assert all(a.flags.writeable and a.flags.owndata for a in arrays)  # never a view of the bytes
+    assert all(a.flags.writeable and a.flags.owndata for a in _arrays(back))  # never a view of the bytes
+
+
+def _arrays(node) -> list:
+    """Every numpy array in a decoded tree."""
+    if isinstance(node, np.ndarray):
+        return [node]
+    if isinstance(node, dict):
+        node = list(node.values())
+    return [a for x in node for a in _arrays(x)] if isinstance(node, (list, tuple)) else []
 
 
 @settings(max_examples=200, deadline=None)
@@ -141,6 +151,7 @@ def test_a_stepped_patient_round_trips_exactly_and_goes_on_alike(stepped):
     for name in ("windower", "gates", "journal", "snapshots", "pending", "recent", "last_seq", "out_seq"):
         assert same(getattr(state, name), getattr(back, name)), name
     plain = _go_on(p, state_from_bytes(data, p), chunks[22:])
+    assert _go_on(p, copy.deepcopy(state), chunks[22:]) == plain  # as if it had never been written
     restored = []
     cur = state_from_bytes(data, p)
     for m in chunks[22:]:  # written and read back after every message, as the worker's table does

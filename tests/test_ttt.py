@@ -34,31 +34,45 @@ def test_anchor_window_predicts_its_own_label():
     assert abs(e.sbp_mmhg - 141.0) < 1e-3 and abs(e.dbp_mmhg - 77.0) < 1e-3
 
 
-def test_supervised_adaptation_moves_toward_labels():
-    """Two windows of different heart rate labelled 40 mmHg apart: after adaptation the gap is learned."""
-    est = ttt(steps_per_label=5, lr=0.05)
+def _two_situations(**kw) -> tuple[TTTEstimator, np.ndarray]:
+    """Two windows of different heart rate labelled 40 / 20 mmHg apart (SBP / DBP), labels repeated: the
+    estimator after them, and the change a -> b its anchor terms predict with its personal layer."""
+    est = ttt(**kw)
     a, b = windows(1, seed=2, heart_rate=60)[0], windows(1, seed=3, heart_rate=110)[0]
     b = type(b)(t_start_s=60.0, t_end_s=70.0, fs_hz=b.fs_hz, ecg=b.ecg, ppg=b.ppg)
     est.learn_one(a, label(110.0, 60.0, a.t_end_s))
-    gap0 = abs(est.predict_one(b).sbp_mmhg - 150.0)
     for _ in range(6):  # repeated labels of the same two situations
         est.learn_one(b, label(150.0, 80.0, b.t_end_s))
         est.learn_one(a, label(110.0, 60.0, a.t_end_s))
-    single = TTTEstimator(population=population(), max_labels=1)
-    single.learn_one(a, label(110.0, 60.0, a.t_end_s))
-    # the anchor at b now predicts b; and the personal layer moved off the population value
-    assert est.w_ is not None and not np.allclose(est.w_, population().feat_weight)
-    assert abs(est.predict_one(b).sbp_mmhg - 150.0) < gap0
+    pop = est.pop
+    fixed, dfeat, _ = est.anchor_terms(pop.encode(b)[None], pop.encode(a)[None],
+                                       np.array([[110.0, 60.0, np.nan]], np.float32), np.array([60.0]))
+    return est, (fixed[0] + dfeat[0] @ est._weight().T)[:2]
+
+
+def test_supervised_adaptation_moves_toward_labels():
+    """The personal layer learns the labelled change: the change a -> b it predicts is closer to the labels'
+    (40 / 20 mmHg) than the same estimator's without adaptation steps."""
+    adapted, change = _two_situations(steps_per_label=5, lr=0.05)
+    plain, change0 = _two_situations(steps_per_label=0, lr=0.05)
+    assert plain.w_ is None and adapted.w_ is not None and not np.allclose(adapted.w_, population().feat_weight)
+    target = np.array([40.0, 20.0])
+    assert (np.abs(change - target) < np.abs(change0 - target) - 0.5).all(), (change, change0)
 
 
 def test_l2sp_and_step_cap_keep_weights_near_population():
-    est = ttt(lr=1.0, rollback_window=1000)  # the estimator caps lr at 0.05; no rollback here
-    assert est.lr <= 0.05
-    ws = windows(10, seed=4)
-    for k, w in enumerate(ws):
-        est.learn_one(w, label(120.0 + 25 * (-1) ** k, 70.0, w.t_end_s))
-    w0 = population().feat_weight
-    assert np.max(np.abs(est.w_ - w0)) <= 0.05 * est.steps_per_label * len(ws) + 1e-6
+    def drift(l2sp: float) -> float:
+        est = ttt(lr=1.0, rollback_window=1000, l2sp=l2sp)  # the estimator caps lr at 0.05; no rollback here
+        assert est.lr <= 0.05
+        ws = windows(10, seed=4)
+        for k, w in enumerate(ws):
+            est.learn_one(w, label(120.0 + 25 * (-1) ** k, 70.0, w.t_end_s))
+        d = float(np.max(np.abs(est.w_ - population().feat_weight)))
+        assert d <= 0.05 * est.steps_per_label * len(ws) + 1e-6  # the per-step cap
+        return d
+
+    anchored, free = drift(1.0), drift(0.0)
+    assert anchored < 0.85 * free, (anchored, free)  # the L2-SP term pulls towards the population weights
 
 
 def test_freeze_after_offset_step_drops_old_anchors():
