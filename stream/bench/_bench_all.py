@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--perf-replay-s", type=float, default=45.0, help="wall-time budget of the replay (s)")
     g.add_argument("--perf-records", type=int, default=None, help="at most this many records (spread over the set)")
     g.add_argument("--perf-calibration", default="once", help="arterial calibration schedule (validate's default: once)")
-    g.add_argument("--perf-methods", help="estimators (default: the service's, the first registered of ttt/offset/frozen/...)")
+    g.add_argument("--perf-methods", help="estimators (default: the first registered of fusion/ttt/offset/frozen/...)")
     g.add_argument("--perf-windows", type=int, default=640, help="windows for the stage timings")
     g.add_argument("--perf-labels", type=int, default=200, help="labels for the TTT update timing")
     g.add_argument("--perf-service-s", type=float, default=450.0, help="wall-time budget of the service part (s)")

@@ -1,7 +1,7 @@
 """The message contracts, generated from the wire models: one JSON Schema per topic and an AsyncAPI 3.0
 document for the Kafka topics.
 
-Shipped in the package under ``bpstream/stream/contracts/`` (``<topic>.json``, ``asyncapi.json``);
+Shipped in the package under ``bpstream/stream/kafka/contracts/`` (``<topic>.json``, ``asyncapi.json``);
 ``bpstream schemas --out DIR`` writes them again from the models (a test checks the shipped files equal
 what the models generate). The schemas are JSON Schema draft-07 (the version the AsyncAPI 3.0 payload
 format names) and say what a consumer may rely on; the rules that need the worker's settings or clock

@@ -1,4 +1,4 @@
-"""Where the records are: a command-line path, ``$BPSTREAM_DATA_DIR``, or ``../shared/data`` beside the checkout."""
+"""Where the records are: a command-line path, ``$BPSTREAM_DATA``, or ``../shared/data`` beside the checkout."""
 
 from __future__ import annotations
 
