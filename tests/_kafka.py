@@ -125,7 +125,8 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = WAIT_S) -> li
         end = c.end_offsets(parts)
         while any(c.position(tp) < end[tp] for tp in parts):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout_s:g} s reading {topic} to its end: {len(docs)} messages")
+                raise AssertionError(f"timed out after {timeout_s:g} s reading {topic} to its end: "
+                                     f"{len(docs)} messages")
             docs.extend(_doc(r) for records in c.poll(timeout_ms=500).values() for r in records)
     finally:
         c.close()

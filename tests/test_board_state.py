@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 
 import pytest
@@ -192,6 +194,7 @@ def test_discharge_removes_the_tile_and_patients_are_separate():
     [], {"patient_id": 3}, {"patient_id": "x", "seq": 1}, {**est(1, T0), "validity": "great"},
     {**est(1, T0), "window_end": "yesterday"}, {**est(1, T0), "quality": [1]}, {**est(1, T0), "seq": "1"},
     {**est(1, T0), "sbp": {"value": "120"}}, {**est(1, T0), "reasons": "ppg_flat"},
+    {**est(1, T0), "sbp": {"value": float("inf")}}, {**est(1, T0), "calibration": {"count": json.loads("1e999")}},
 ])
 def test_a_document_of_another_shape_is_refused_and_changes_nothing(doc):
     from bpstream.stream.core._errors import MessageError

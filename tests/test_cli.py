@@ -70,14 +70,7 @@ def test_version_and_tail_help_without_wfdb():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode != 0
 
 
-def test_worker_at_warning_level_builds_no_debug_records(tmp_path):
-    """faust's terminal spinner (on at log level warning and above) sets the root logger to DEBUG, so every
-    aiokafka/faust debug call would build a LogRecord; the worker runs without it. In a subprocess: mode's
-    logging set-up replaces the process's logging configuration."""
-    import subprocess
-    import sys
-
-    script = """
+_LOGGING_PROBE = """
 import logging
 import sys
 from faust import Worker
@@ -85,22 +78,46 @@ from bpstream.stream.cli.worker import _bounded_stop
 from bpstream.stream.config import Settings
 from bpstream.stream.kafka import logging_config
 from bpstream.stream.kafka.app import create_app
+level, out, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 for fmt in ("json", "text"):
-    s = Settings().replace(log_level="warning", log_format=fmt)
+    s = Settings().replace(log_level=level, log_format=fmt)
     w = _bounded_stop(Worker)(create_app(s).app, loglevel=s.log_level, quiet=True,
                               logging_config=logging_config(s.log_format, s.log_level))
     w._setup_logging()
-    lg = logging.getLogger("aiokafka.consumer.fetcher")
-    with open(sys.argv[1], "a") as f:  # mode redirects stdout into logging
-        print(fmt, lg.isEnabledFor(logging.DEBUG), lg.isEnabledFor(logging.WARNING),
-              sorted(type(h).__name__ for h in logging.root.handlers), file=f)
+    enabled = [(logging.getLogger(n).isEnabledFor(logging.DEBUG), logging.getLogger(n).isEnabledFor(logging.WARNING))
+               for n in names]
+    with open(out, "a") as f:  # mode redirects stdout into logging
+        print(fmt, *(f"{d}/{w}" for d, w in enabled), "+".join(sorted(type(h).__name__ for h in logging.root.handlers)),
+              file=f)
 """
-    found = tmp_path / "levels.txt"
-    out = subprocess.run([sys.executable, "-c", script, str(found)], capture_output=True, text=True, timeout=120)
+
+
+def _worker_logging(tmp_path, level: str, names: list[str]) -> list[list[str]]:
+    """For each log format, a worker's logging as set up at ``level`` (in a subprocess: mode's set-up replaces
+    the process's logging configuration): [format, "debug?/warning?" per logger name, root handler types]."""
+    import subprocess
+    import sys
+
+    found = tmp_path / f"levels-{level}.txt"
+    out = subprocess.run([sys.executable, "-c", _LOGGING_PROBE, level, str(found), *names], capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = found.read_text().splitlines()
-    assert len(lines) == 2, lines
-    for ln in lines:
-        fmt, debug, warning, handlers = ln.split(" ", 3)
-        assert (debug, warning) == ("False", "True"), ln
-        assert "SpinnerHandler" not in handlers, ln
+    lines = [ln.split(" ") for ln in found.read_text().splitlines()]
+    assert [ln[0] for ln in lines] == ["json", "text"], lines
+    return lines
+
+
+def test_worker_at_warning_level_builds_no_debug_records(tmp_path):
+    """faust's terminal spinner (on at log level warning and above) sets the root logger to DEBUG, so every
+    aiokafka/faust debug call would build a LogRecord; the worker runs without it."""
+    for fmt, fetcher, handlers in _worker_logging(tmp_path, "warning", ["aiokafka.consumer.fetcher"]):
+        assert fetcher == "False/True", (fmt, fetcher)
+        assert "SpinnerHandler" not in handlers, (fmt, handlers)
+
+
+def test_at_debug_level_no_logger_writes_message_contents(tmp_path):
+    """faust and aiokafka log every record they send (key and value: patient ids, estimates) at debug level;
+    with the worker at ``--loglevel debug`` those loggers stay at info, bpstream's own go to debug."""
+    names = ["faust.topics", "aiokafka.producer.producer", "faust.tables.table", "kafka.producer", "bpstream.worker"]
+    for fmt, *levels, _ in _worker_logging(tmp_path, "debug", names):
+        assert levels == ["False/True"] * 4 + ["True/True"], (fmt, levels)

@@ -164,8 +164,12 @@ def test_json_log_lines_carry_no_exception_message():
     line = fmt.format(record_)
     assert "\n" not in line and "secret-42" not in line
     assert json.loads(line)["exc_type"] == "ValueError"
-    assert logging_config("text", "info") is None
+    text = logging_config("text", "info")
+    assert "handlers" not in text and "formatters" not in text  # faust's own text format
     assert logging_config("json", "info")["handlers"]["default"]["formatter"] == "json"
+    for fmt in ("text", "json"):  # the loggers that would write message contents never go below info
+        assert logging_config(fmt, "debug")["loggers"]["aiokafka"]["level"] == "INFO"
+        assert logging_config(fmt, "warning")["loggers"]["faust.topics"]["level"] == "WARNING"
 
 
 def test_worker_flags_reach_the_settings(capsys, monkeypatch):

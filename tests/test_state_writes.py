@@ -139,6 +139,28 @@ def test_a_failed_batch_rebuilds_a_deferred_state_from_the_table_and_its_message
     assert proc.write(b"p-1") == ref_history[9][b"p-1"]
 
 
+def test_a_batch_failing_after_one_patient_was_kept_loses_none_of_its_windows(chunks, monkeypatch):
+    """The batched pass fails after patient p-1's state was kept (deferred) and before p-2's: p-1's messages are
+    stepped again from its state before the batch, so their windows are published once, not taken for repeats."""
+    values = [v for pair in zip(_waves(chunks[:8], "p-1"), _waves(chunks[:8], "p-2")) for v in pair]
+    _, ref, _, _ = _run(_proc(1), values)
+    proc = _proc(100)
+    _, _, table, _ = _run(proc, values[:8])
+    real, calls = proc._keep, {"n": 0}
+
+    def keep(key, *args, **kw):
+        calls["n"] += 1
+        if key == b"p-2" and calls["n"] == 2:  # the second patient of the first batch below
+            raise RuntimeError("boom")
+        return real(key, *args, **kw)
+
+    monkeypatch.setattr(proc, "_keep", keep)
+    items = [Item(t, 0, 8 + i, k, v, table.get(k)) for i, (t, k, v) in enumerate(values[8:16])]
+    results = proc.process_batch(items)
+    assert calls["n"] > 2
+    assert [r.sends for r in results] == [r.sends for r in ref[8:16]]  # nothing lost, nothing doubled
+
+
 def test_settings_refuse_a_k_below_one():
     assert Settings().state_every_chunks >= 1
     with pytest.raises(SettingsError):

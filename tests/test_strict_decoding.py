@@ -146,6 +146,28 @@ def test_channels_must_have_the_same_duration_to_one_sample():
     assert decode_waveform(dumps(doc), now_s=NOW).message.seq == 0
 
 
+def test_a_channel_at_a_very_low_rate_cannot_stretch_the_chunk():
+    # one 0.5-ms ECG sample beside one PPG sample at 1/60 Hz (one "sample period" apart: 60 s)
+    doc = _doc(n_ecg=1, n_ppg=1)
+    doc["channels"]["ecg"]["fs_hz"], doc["channels"]["ppg"]["fs_hz"] = 2000.0, 1.0 / 60.0
+    assert _reason(dumps(doc))[0] == Reason.MSG_INVALID
+    doc = _doc(n_ecg=2000, n_ppg=11)  # 1 s of ECG at 2000 Hz, 1.1 s of PPG at 10 Hz: 0.1 s apart
+    doc["channels"]["ecg"]["fs_hz"], doc["channels"]["ppg"]["fs_hz"] = 2000.0, 10.0
+    assert _reason(dumps(doc))[0] == Reason.MSG_INVALID
+    doc["channels"]["ppg"]["samples"] = _doc(n_ppg=10)["channels"]["ppg"]["samples"]  # 1.0 s: agrees
+    assert decode_waveform(dumps(doc), now_s=NOW).message.seq == 0
+
+
+def test_a_huge_key_is_cut_in_its_dead_letter():
+    proc = Processor(Settings(topic_waveforms="w", topic_commands="c"), Pipeline(PipelineConfig()), clock=lambda: NOW)
+    key = b"\xff" * 350_000  # a key no patient id can be (at most 64 characters), far beyond the record limit
+    result = proc.process(Item("w", 0, 1, key, dumps(_doc())))
+    [(kind, sent_key, value)] = result.sends
+    doc = json.loads(value)
+    assert kind == "deadletter" and doc["reason"] == "msg_invalid"
+    assert len(sent_key) <= 256 and len(doc["source"]["key"]) <= 256 and len(value) < 100_000
+
+
 def test_command_times_are_range_checked():
     doc = command_doc("p-1", Calibrate("c-1", NOW - 5, 120.0, 70.0), NOW)
     assert decode_command(dumps(doc), now_s=NOW).command.command_id == "c-1"

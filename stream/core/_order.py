@@ -115,21 +115,21 @@ def admit(state, msg: ChunkMessage, config, t_s: float | None) -> tuple[list[Chu
     held = {int(h[0]) for h in state.held}
     if s in held or (e is not None and s < e):
         if s not in held and _in_late(state, s):
-            return [], [DeadLetter(Reason.MSG_LATE, f"seq {s} arrived after its place in the stream was given up")]
+            return [], [DeadLetter(Reason.MSG_LATE, "the seq arrived after its place in the stream was given up")]
         return [], [Event(EventKind.DUPLICATE_IGNORED, t_s, detail={"seq": s})]
     if e is None and state.episode_prev is not None:
         if any(s == q and abs(chunk.t_start_s - t) < 1e-6 for q, t in state.episode_prev[1]):
             return [], [Event(EventKind.DUPLICATE_IGNORED, t_s, detail={"seq": s})]
     if e is None and _in_late(state, s):
-        return [], [DeadLetter(Reason.MSG_LATE, f"seq {s} arrived after its place in the stream was given up")]
+        return [], [DeadLetter(Reason.MSG_LATE, "the seq arrived after its place in the stream was given up")]
     ref = e if e is not None else _episode_start(state)
     if s > ref + config.seq_jump_max:
         run = state.seq_run
         count = run[1] + 1 if run is not None and s == run[0] + 1 else 1
         if count < config.seq_confirm:
             state.seq_run = [s, count]
-            return [], [DeadLetter(Reason.MSG_SEQ_GAP, f"seq jumps {s - ref} ahead of the stream "
-                                   f"(more than {config.seq_jump_max}; believed after {config.seq_confirm} in a row)")]
+            return [], [DeadLetter(Reason.MSG_SEQ_GAP, f"the seq jumps more than {config.seq_jump_max} ahead of the "
+                                   f"stream (believed after {config.seq_confirm} in a row)")]
         state.seq_run = None
         ready = _drain(state, config, force=True)
         _give_up(state, _expected(state) if state.last_seq >= 0 else ref, s)

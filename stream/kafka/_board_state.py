@@ -14,6 +14,7 @@ is not ``valid`` (and every stretch without windows, > ``GAP_S``) is a gap.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,8 @@ def _num(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("not a number")
+    if not math.isfinite(value):  # 1e999 parses as inf: never a reading, never a count
+        raise ValueError("not a finite number")
     return float(value)
 
 

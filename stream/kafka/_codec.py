@@ -58,10 +58,13 @@ __all__ = [
     "model_info",
     "event_doc",
     "deadletter_doc",
+    "DEADLETTER_KEY_MAX",
 ]
 
 INT16_MISSING = -32768
 DEADLETTER_PAYLOAD_MAX = 65536  # bytes of the original message kept in a dead-letter record
+DURATION_TOLERANCE_S = 0.1  # a chunk's channels cover the same time to less than this
+DEADLETTER_KEY_MAX = 256  # bytes of the original key kept (a patient id has at most 64 characters)
 _WAVEFORM = msgspec.json.Decoder(WaveformDoc)
 _COMMAND = msgspec.json.Decoder(CommandDoc)
 
@@ -123,7 +126,7 @@ def decode_channel(role: str, ch: ChannelDoc, limits: Limits) -> tuple[float, np
     if x.size == 0:
         raise MessageError(Reason.MSG_INVALID, f"{role} has no samples")
     if x.size / fs_hz > limits.max_chunk_s:
-        raise MessageError(Reason.MSG_OVERSIZED, f"{role} covers {x.size / fs_hz:.1f} s > {limits.max_chunk_s:g} s")
+        raise MessageError(Reason.MSG_OVERSIZED, f"{role} covers more than {limits.max_chunk_s:g} s")
     return fs_hz, x
 
 
@@ -163,11 +166,13 @@ def decode_waveform(data: bytes | None, limits: Limits = Limits(), now_s: float 
         ch = getattr(doc.channels, role)
         if ch is not msgspec.UNSET:
             fs_hz[role], signals[role] = decode_channel(role, ch, limits)
-    # same duration: to less than one sample period of the slowest channel (same rate: same sample count)
+    # same duration: to less than one sample period of the slowest channel (same rate: same sample count),
+    # and never by 0.1 s or more (a channel at a very low rate must not carry another's long tail: the
+    # reorder buffer counts a held chunk's duration by its ECG)
     durations = [len(signals[r]) / fs_hz[r] for r in signals]
-    if max(durations) - min(durations) >= (1.0 - 1e-9) / min(fs_hz.values()):
+    if max(durations) - min(durations) >= min((1.0 - 1e-9) / min(fs_hz.values()), DURATION_TOLERANCE_S):
         raise MessageError(Reason.MSG_INVALID, "channels of the chunk cover different durations "
-                                               "(they must agree to less than one sample period)")
+                                               "(they must agree to less than one sample period and 0.1 s)")
     chunk = Chunk(t_start_s=t0, fs_hz=fs_hz, signals=signals)
     return WaveformMessage(doc.patient_id, doc.bed, doc.monitor_id, ChunkMessage(doc.seq, chunk))
 
@@ -240,6 +245,6 @@ def deadletter_doc(reason: Reason | str, detail: str, *, topic: str, partition: 
     return msgspec.to_builtins(DeadLetterDoc(
         schema=DEADLETTER, reason=getattr(reason, "value", reason), detail=detail[:500],
         source=SourceDoc(topic=topic, partition=partition, offset=offset,
-                         key=None if key is None else key.decode("utf-8", "replace")),
+                         key=None if key is None else key[:DEADLETTER_KEY_MAX].decode("utf-8", "replace")),
         payload_b64=base64.b64encode(kept).decode(), payload_bytes=len(payload),
         payload_truncated=len(kept) < len(payload), failed_at=to_iso(failed_at_s)))

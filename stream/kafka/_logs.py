@@ -39,14 +39,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
-def logging_config(log_format: str, level: str) -> dict | None:
-    """The ``logging_config`` for faust's Worker (mode's ``dictConfig``, merged with its defaults);
-    None keeps faust's text format."""
-    if log_format != "json":
-        return None
-    return {
-        "merge": True,
-        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
-        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "json",
-                                 "level": level.upper(), "stream": "ext://sys.stdout"}},
-    }
+# loggers that write whole messages (keys and values: patient ids, estimates) at debug level: never below info
+PAYLOAD_LOGGERS = ("faust.topics", "faust.tables", "faust.transport", "aiokafka", "kafka")
+
+
+def logging_config(log_format: str, level: str) -> dict:
+    """The ``logging_config`` for faust's Worker (mode's ``dictConfig``, merged with its defaults): faust's
+    text format or one JSON object a line; in both, the loggers that would write message contents at debug
+    level stay at info or above, whatever ``level`` is."""
+    floor = logging.getLevelName(max(logging.INFO, logging.getLevelName(level.upper())))
+    config: dict[str, Any] = {"merge": True, "loggers": {name: {"level": floor} for name in PAYLOAD_LOGGERS}}
+    if log_format == "json":
+        config["formatters"] = {"json": {"()": f"{__name__}.JsonFormatter"}}
+        config["handlers"] = {"default": {"class": "logging.StreamHandler", "formatter": "json",
+                                          "level": level.upper(), "stream": "ext://sys.stdout"}}
+    return config

@@ -9,6 +9,8 @@ its reason; a worker never dies of one message. A patient's state is written eve
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from collections import Counter
@@ -18,7 +20,8 @@ from typing import Any, Callable
 
 from bpstream.filters import ChunkError, Reason
 
-from ._codec import decode_command, decode_waveform, deadletter_doc, dumps, estimate_doc, event_doc
+from ._codec import (DEADLETTER_KEY_MAX, decode_command, decode_waveform, deadletter_doc, dumps, estimate_doc,
+                     event_doc)
 from ._codec import model_info as _model_info
 from bpstream.stream.core import MessageError
 from ._fhir import observation
@@ -94,12 +97,19 @@ class Processor(DeferredWrites):
             return []
         t0 = time.perf_counter()
         counts: Counter[str] = Counter()
+        keys = {item.key for item in items if item.key is not None}
+        before = {k: dataclasses.replace(d, items=list(d.items)) for k, d in self._dirty.items() if k in keys}
         try:
             results = self._batch(items, counts)
         except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
             log.error("batched step failed (%s); the batch is stepped message by message", where(exc))
-            for key in {item.key for item in items if item.key is not None}:
+            for key in keys:
                 self._cache.pop(key, None)  # the batched pass may have changed the cached objects
+                # its deferred bookkeeping too (a failure after another patient's state was kept): as before it
+                if key in before:
+                    self._dirty[key] = before[key]
+                else:
+                    self._dirty.pop(key, None)
                 if key in self._dirty:
                     self._rebuild(key)
             results, latest = [], {}
@@ -230,8 +240,8 @@ class Processor(DeferredWrites):
             self._cache[key] = (result.new_state, state)
             self._dirty.pop(key, None)
             return result
-        except Exception:  # noqa: BLE001 - the chunks stay held; the next message of the patient goes on
-            log.exception("flush of held chunks failed")
+        except Exception as exc:  # noqa: BLE001 - the chunks stay held; the next message of the patient goes on
+            log.error("flush of held chunks failed (%s)", where(exc))  # no exception text: it may echo content
             self._cache.pop(key, None)
             return Result()
 
@@ -293,4 +303,5 @@ class Processor(DeferredWrites):
                     detail[:200])  # no patient identifiers in logs: topic/partition/offset only
         doc = deadletter_doc(reason, detail, topic=item.topic, partition=item.partition, offset=item.offset,
                              key=item.key, payload=item.value, failed_at_s=self.clock())
-        return Result(sends=[(Sink.DEADLETTER, item.key, dumps(doc))])
+        key = None if item.key is None else item.key[:DEADLETTER_KEY_MAX]  # a huge key must not outgrow the record
+        return Result(sends=[(Sink.DEADLETTER, key, dumps(doc))])

@@ -47,7 +47,8 @@ class ChannelDoc(Struct, frozen=True, gc=False):
 
 class ChannelsDoc(Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """The chunk's channels: ecg and ppg required, abp optional, no others; every channel covers the same
-    duration (samples / fs_hz agree to less than one sample period of the slowest channel)."""
+    duration (samples / fs_hz agree to less than one sample period of the slowest channel and to less than
+    0.1 s)."""
 
     ecg: ChannelDoc
     ppg: ChannelDoc
