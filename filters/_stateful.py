@@ -37,8 +37,8 @@ def register_state(cls: type, tag: str, version: int = 1) -> type:
     if not tag or not isinstance(version, int) or version < 1:
         raise ValueError("a state tag is a non-empty string and its version an integer >= 1")
     known = STATE_CLASSES.get(tag)
-    if known is not None and known.__qualname__ != cls.__qualname__:
-        raise ValueError(f"state tag {tag!r} is taken by {known.__qualname__}")
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"state tag {tag!r} is taken by {known.__qualname__}")  # (the same class again: reloaded)
     type.__setattr__(cls, "state_tag", tag)  # type.__setattr__: works on Enum classes too
     type.__setattr__(cls, "state_version", version)
     STATE_CLASSES[tag] = cls

@@ -47,7 +47,13 @@ class PretrainConfig:
 
 
 def pretrain_encoder(arr: UnlabeledArrays, cfg: PretrainConfig, log=None) -> dict[str, torch.Tensor]:
-    """Encoder weights (a state dict of :class:`Encoder`) after the time-gap pretext on ``arr``."""
+    """Encoder weights (a state dict of :class:`Encoder`) after the time-gap pretext on ``arr`` (seeded
+    inside a fork of torch's global generator, as ``train_population``: the caller's is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        return _pretrain(arr, cfg, log)
+
+
+def _pretrain(arr: UnlabeledArrays, cfg: PretrainConfig, log) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

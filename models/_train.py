@@ -101,7 +101,14 @@ def sample_batch(groups: list[np.ndarray], x_t: torch.Tensor, records: int, per_
 
 def train_population(arr: TrainArrays, cfg: TrainConfig, log=None, init_encoder: dict | None = None) -> PopulationNet:
     """Train a PopulationNet on ``arr`` (fixed seed; single process; caller sets torch threads).
-    ``init_encoder``: encoder weights to start from (``pretrain_encoder``); None: random initialisation."""
+    ``init_encoder``: encoder weights to start from (``pretrain_encoder``); None: random initialisation.
+    The weights' initialisation draws from torch's global generator: it is seeded inside a fork, so the
+    caller's generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        return _train(arr, cfg, log, init_encoder)
+
+
+def _train(arr: TrainArrays, cfg: TrainConfig, log, init_encoder: dict | None) -> PopulationNet:
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

@@ -28,8 +28,8 @@ from bpstream.models._base import Estimate, Validity
 from bpstream.models._frozen import FrozenEstimator, OffsetEstimator, _estimate, _label_vec, _ModelEstimator
 from bpstream.models._population import Population
 
-# FrozenEstimator and OffsetEstimator live in _frozen; re-exported here because patient states written
-# before the split name them as bpstream.models._ttt:... (stream/core/_state_codec.py rebuilds by that path)
+# FrozenEstimator and OffsetEstimator live in _frozen; patient states of format 1, written before the split,
+# name them bpstream.models._ttt:... (stream/core/_state_codec.py maps those paths to their tags)
 __all__ = ["FrozenEstimator", "OffsetEstimator", "TTTEstimator"]
 
 _FREEZE_REASONS = (Reason.ABP_OFFSET_STEP, Reason.ABP_ZEROING)

@@ -91,7 +91,9 @@ def _toy_arrays(n_records=6, per=10, seed=0) -> TrainArrays:
 def test_training_is_deterministic_and_reduces_delta_error():
     arr = _toy_arrays()
     cfg = TrainConfig(steps=40, records_per_batch=4, windows_per_record=6, seed=1)
+    state = torch.get_rng_state()
     a = train_population(arr, cfg)
+    assert torch.equal(torch.get_rng_state(), state)  # seeded in a fork: the caller's generator is untouched
     b = train_population(arr, cfg)
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(pa, pb)

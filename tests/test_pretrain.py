@@ -59,7 +59,9 @@ def test_pretext_learns_the_time_gap_and_is_seeded():
     cfg = PretrainConfig(steps=60, records_per_batch=4, windows_per_record=8, seed=0)
     torch.manual_seed(0)
     before = {k: v.clone() for k, v in Encoder().state_dict().items()}
+    state = torch.get_rng_state()
     after = pretrain_encoder(arr, cfg)
+    assert torch.equal(torch.get_rng_state(), state)  # seeded in a fork: the caller's generator is untouched
     again = pretrain_encoder(arr, cfg)
     assert all(torch.equal(after[k], again[k]) for k in after)
     assert _gap_fit(after, arr) > max(_gap_fit(before, arr), 0.0) + 0.2

@@ -150,3 +150,13 @@ def test_an_unreadable_state_resets_the_patient_with_an_event_not_a_deadletter()
                                                             "issued_at": "2026-05-28T20:00:00Z"}),
                                state_bytes=b"garbage"))
     assert [json.loads(v)["reason"] for k, _, v in result.sends if k == "events"][0] == "state_unreadable"
+
+
+def test_a_tag_is_not_taken_over_by_another_class_of_the_same_name():
+    from bpstream.filters import register_state, state_class
+
+    impostor = type("Windower", (), {"__module__": "somewhere.else", "__qualname__": "Windower"})
+    with pytest.raises(ValueError, match="taken"):
+        register_state(impostor, "filters.windower")
+    assert state_class("filters.windower") is Windower
+
