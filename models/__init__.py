@@ -1,7 +1,8 @@
 """bpstream.models: per-patient estimators (torch on the CPU) and evaluation metrics.
 
-Never reads the environment, files (except shipped weights through an explicit loader), the clock
-or Kafka.
+Never reads the environment, files (except the weights shipped inside the package, as package data:
+``default_population``), the clock or Kafka; weights files are the stream layer's
+(``bpstream.stream.records.read_population``).
 """
 
 from ._base import (
@@ -43,13 +44,6 @@ register("fusion", _model_factory("FusionEstimator", "_fusion"))
 MODEL_METHODS = ("frozen", "offset", "ttt", "fusion")
 
 
-def load_population(path=None):
-    """The explicit weight loader: a weights file from ``bpstream train``, or None for the shipped weights."""
-    from ._population import load_population as _load
-
-    return _load(None if path is None else str(path))
-
-
 def fit_test_time_constants(records, center):
     """Fit the ``fusion`` and ``frozen`` constants and the ``calibration_suggested`` thresholds
     (``constants["suggest"]``) on predictions for patients the model never saw
@@ -76,7 +70,8 @@ _LAZY = {
     "PopulationNet": "_net",
     "Population": "_population",
     "default_population": "_population",
-    "save_population": "_population",
+    "population_from_bytes": "_population",
+    "population_to_bytes": "_population",
     "TrainArrays": "_train",
     "UnlabeledArrays": "_pretrain",
     "PretrainConfig": "_pretrain",
@@ -109,7 +104,6 @@ __all__ = [
     "PatientRouter",
     "StateError",
     "Validity",
-    "load_population",
     "make_estimator",
     "migrates",
     "pack",
@@ -132,7 +126,8 @@ __all__ = [
     "label_dynamics",
     "normalize_waveforms",
     "record_block",
-    "save_population",
+    "population_from_bytes",
+    "population_to_bytes",
     "score",
     "train_population",
     "window_features",

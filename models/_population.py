@@ -1,4 +1,5 @@
-"""The trained population model, shared read-only by every patient, and its explicit weight loader.
+"""The trained population model, shared read-only by every patient; its weights as bytes and back (files are
+the stream layer's: ``bpstream.stream.records.read_population``/``write_population``).
 
 A ``Population`` wraps a :class:`PopulationNet` with the constants fitted on held-out records
 (uncertainty temperatures, delta shrinkage). It turns windows into embeddings (with a tiny cache so
@@ -12,7 +13,6 @@ import functools
 import hashlib
 import io
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from bpstream.filters import Window
 from bpstream.models._features import N_FEATURES, normalize_waveforms, window_features
 from bpstream.models._net import PopulationNet
 
-__all__ = ["Population", "load_population", "default_population", "SHIPPED_WEIGHTS", "save_population"]
+__all__ = ["Population", "default_population", "population_from_bytes", "population_to_bytes", "SHIPPED_WEIGHTS"]
 
 SHIPPED_WEIGHTS = "population.pt"
 FS_HZ = 125.0
@@ -136,12 +136,9 @@ def _to_bytes(net: PopulationNet, constants: dict[str, Any], meta: dict[str, Any
     return buf.getvalue()
 
 
-def save_population(pop: Population, path: str | Path) -> Path:
-    """Write weights + constants + meta as one small torch file (the caller owns the path: IO layer)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_to_bytes(pop.net, pop.constants, pop.meta))
-    return path
+def population_to_bytes(pop: Population) -> bytes:
+    """Weights + constants + meta as one small torch file's bytes (``population_from_bytes`` reads them)."""
+    return _to_bytes(pop.net, pop.constants, pop.meta)
 
 
 def population_from_bytes(data: bytes) -> Population:
@@ -158,16 +155,8 @@ def population_from_bytes(data: bytes) -> Population:
     return Population(net, blob.get("constants"), meta)
 
 
-@functools.lru_cache(maxsize=16)
-def load_population(path: str | None = None) -> Population:
-    """The explicit weight loader: ``path`` to a weights file, or None for the weights shipped in the
-    package (read through importlib.resources, so they load from an installed wheel too)."""
-    if path is None:
-        data = resources.files("bpstream.models").joinpath("weights", SHIPPED_WEIGHTS).read_bytes()
-    else:
-        data = Path(path).read_bytes()
-    return population_from_bytes(data)
-
-
+@functools.lru_cache(maxsize=1)
 def default_population() -> Population:
-    return load_population(None)
+    """The weights shipped in the package, read once through importlib.resources (so they load from an
+    installed wheel too): the one read of package data in ``bpstream.models``, shared read-only."""
+    return population_from_bytes(resources.files("bpstream.models").joinpath("weights", SHIPPED_WEIGHTS).read_bytes())

@@ -1,8 +1,10 @@
 """The package's shape holds: import layers (``lint-imports`` with the contracts in pyproject.toml), no import
-cycle anywhere in ``bpstream``, and no module reaching into another package's ``_private`` modules."""
+cycle anywhere in ``bpstream``, no module reaching into another package's ``_private`` modules, and filters and
+models doing no IO of their own (environment, files, clock, network)."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -118,3 +120,39 @@ def test_no_module_imports_its_own_package(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "stream" / "core" / "_x.py").write_text("from . import _y\n")
     assert _own_package_imports(tmp_path) == ["stream/core/_x.py:1"]
+
+
+_IO_MODULES = {"os", "time", "datetime", "pathlib", "socket", "subprocess", "kafka", "aiokafka", "faust", "shutil"}
+_IO_ATTRS = {"environ", "getenv", "read_bytes", "read_text", "write_bytes", "write_text", "mkdir", "monotonic",
+             "perf_counter", "process_time", "utcnow", "today", "listdir", "scandir", "glob"}
+# the one read of package data: the shipped weights, through importlib.resources (README, model card)
+_ALLOWED = {("models/_population.py", "read_bytes")}
+
+
+def _io_uses(source: str) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+            found.append((node.lineno, "open"))
+        elif isinstance(node, ast.Attribute) and (node.attr in _IO_ATTRS or (
+                node.attr in ("time", "now") and isinstance(node.value, ast.Name)
+                and node.value.id in ("time", "datetime"))):
+            found.append((node.lineno, node.attr))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [(node.lineno, f"import {n}") for n in names if n.split(".")[0] in _IO_MODULES]
+    return found
+
+
+def test_filters_and_models_do_no_io_of_their_own():
+    """Neither reads the environment, files, the clock or the network (the brief's layer rule): the AST of
+    every module, lazy imports inside functions included."""
+    found = []
+    for folder in ("filters", "models"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            found += [(rel, line, what) for line, what in _io_uses(path.read_text())
+                      if (rel, what) not in _ALLOWED]
+    assert not found, found
+    sample = "import os\nx = os.environ['A']\nt = time.monotonic()\nopen('f')\np.read_text()\n"  # the scan finds each
+    assert sorted(_io_uses(sample)) == [(1, "import os"), (2, "environ"), (3, "monotonic"), (4, "open"), (5, "read_text")]

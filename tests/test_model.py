@@ -10,7 +10,9 @@ import torch
 
 from bpstream.models._features import FEATURE_NAMES, N_FEATURES, normalize_waveforms, window_features
 from bpstream.models._net import PopulationNet, count_flops_per_window
-from bpstream.models._population import Population, load_population, population_from_bytes, save_population
+from bpstream.models import default_population, population_from_bytes
+from bpstream.models._population import Population
+from bpstream.stream.records import read_population, write_population
 from bpstream.models._train import TrainArrays, TrainConfig, calibrate, fold_of_record, record_block, train_population
 
 from .test_model_fixtures import FS, windows
@@ -124,8 +126,8 @@ def _delta_mae(net, arr) -> np.ndarray:
 def test_weights_round_trip(tmp_path):
     torch.manual_seed(0)
     pop = Population(PopulationNet(), {"delta_gain": [0.5, 0.4, 0.3]}, {"train_records": ["a1"]})
-    path = save_population(pop, tmp_path / "w.pt")
-    back = load_population(str(path))
+    path = write_population(pop, tmp_path / "w.pt")
+    back = read_population(path)
     assert back.constants["delta_gain"] == [0.5, 0.4, 0.3] and back.meta["train_records"] == ["a1"]
     for k, v in pop.net.state_dict().items():
         assert torch.equal(v, back.net.state_dict()[k])
@@ -136,7 +138,8 @@ def test_weights_round_trip(tmp_path):
 def test_shipped_weights_load_through_importlib_resources():
     res = resources.files("bpstream.models").joinpath("weights", "population.pt")
     assert res.is_file(), "shipped weights missing from the package"
-    pop = load_population(None)
+    pop = read_population(None)
+    assert pop is default_population()  # read once, shared read-only
     assert sum(p.numel() for p in pop.net.parameters()) <= 1_000_000
     assert len(res.read_bytes()) < 2_000_000
     card = resources.files("bpstream.models").joinpath("weights", "population.json")
@@ -163,7 +166,7 @@ def test_bench_model_reports_the_three_numbers(tmp_path):
     from ._data import PN2015
 
     torch.manual_seed(0)
-    weights = save_population(Population(PopulationNet()), tmp_path / "w.pt")
+    weights = write_population(Population(PopulationNet()), tmp_path / "w.pt")
     args = argparse.Namespace(data=str(PN2015), records="f362s", model_weights=str(weights), model_repeats=1)
     doc = run_bench(args)["model"]
     assert doc["infer_ms_per_window"] > 0 and doc["ttt_update_ms_p99"] > 0
@@ -234,7 +237,7 @@ def test_train_command_smoke_folds_layout(tmp_path):
     assert set(where) == {"a555l", "f362s"} and where["a555l"] != where["f362s"]
     for f in doc["folds"]:  # a fold's test records never appear in its training records
         assert not set(f["test_records"]) & set(f["train_records"])
-        assert load_population(str(out / f["weights"])).meta["train_windows"] > 0
+        assert read_population(out / f["weights"]).meta["train_windows"] > 0
 
 
 def test_model_estimators_name_their_exact_weights():

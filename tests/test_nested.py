@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bpstream.models import PopulationNet, TrainArrays, fold_of_record, load_population, record_block
+from bpstream.models import PopulationNet, TrainArrays, fold_of_record, record_block
+from bpstream.stream.records import read_population
 from bpstream.stream.evaluation import run_nested
 
 K = 3
@@ -45,7 +46,7 @@ def _fold_of(names: list[str] = NAMES, k_folds: int = K) -> dict[str, int]:
 
 
 def _outer(out, k, file: str | None = None):
-    pop = load_population(str(out / (file or f"fold{k}.pt")))
+    pop = read_population(out / (file or f"fold{k}.pt"))
     return pop.constants, [p.detach().clone() for p in pop.net.parameters()]
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bpstream.models import PretrainConfig, UnlabeledArrays, load_population, pretrain_encoder
+from bpstream.models import PretrainConfig, UnlabeledArrays, pretrain_encoder
+from bpstream.stream.records import read_population
 from bpstream.models._net import Encoder
 from bpstream.stream.evaluation import run_nested, unlabeled_for
 
@@ -86,7 +87,7 @@ def test_nested_models_never_pretrain_on_a_block_they_are_scored_on(tmp_path):
     nested = json.loads((tmp_path / "nested.json").read_text())
     seen = 0
     for o in nested["outer"]:
-        pop = load_population(str(tmp_path / o["weights"]))
+        pop = read_population(tmp_path / o["weights"])
         used = pop.meta["pretrained_on_unlabeled"]
         assert "a901l" in used
         for name in used:

@@ -53,7 +53,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     import torch
 
     from bpstream.filters import abp_reference
-    from bpstream.models import load_population
+    from bpstream.stream.records import read_population
     from bpstream.models import make_estimator
 
     from bpstream.stream.records import list_records
@@ -69,7 +69,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     if len(windows) < BATCH:
         raise BpstreamError(f"need at least {BATCH} windows, got {len(windows)}")
     weights = getattr(args, "model_weights", None)
-    pop = load_population(str(weights) if weights else None)
+    pop = read_population(weights or None)
 
     # -- inference, batches of 64 -----------------------------------------------------------------
     ecg = np.stack([w.ecg for w in windows[:BATCH]])

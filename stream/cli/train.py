@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bpstream.models import save_population
+    from bpstream.stream.records import write_population
     from bpstream.models import fold_of_record, record_block
 
     from bpstream.stream.records import build_arrays
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         for k in range(k_folds) if not args.nested else ():
             unl = unlabeled_for(unlabeled, {b for n, b in zip(all_names, blocks) if fold_of[n] != k}, set(blocks))
             pop = _fit(arr, rec_fold != k, names, args.steps, args.seed, f"fold {k}", unl)
-            save_population(pop, out / f"fold{k}.pt")
+            write_population(pop, out / f"fold{k}.pt")
             folds_doc["folds"].append({
                 "fold": k, "weights": f"fold{k}.pt",
                 "test_records": sorted(n for n in all_names if fold_of[n] == k),
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {k_folds} fold models and {out / FOLDS_FILE} in {time.time() - t_start:.0f} s")
     else:
         pop = _fit(arr, np.ones(len(arr.y), bool), names, args.steps, args.seed, "all", unlabeled)
-        save_population(pop, out / "population.pt")
+        write_population(pop, out / "population.pt")
         card = {"weights": "population.pt", "data": "PhysioNet/CinC Challenge 2015 training set",
                 "records": len(names), **pop.meta, "constants": pop.constants,
                 "params": sum(p.numel() for p in pop.net.parameters())}

@@ -24,9 +24,9 @@ def resolver(methods: Sequence[str], folds_dir: str | None) -> Callable[[str], M
     """
     factories = {m: (lambda m=m: make_estimator(m)) for m in methods}
     if "mean" in methods:
-        from bpstream.models import load_population
+        from bpstream.stream.records import read_population
 
-        factories["mean"] = _mean_factory(load_population())
+        factories["mean"] = _mean_factory(read_population())
     if folds_dir:
         return _fold_resolver(methods, folds_dir, factories)
 
@@ -39,17 +39,18 @@ def resolver(methods: Sequence[str], folds_dir: str | None) -> Callable[[str], M
 
 
 def _fold_resolver(methods: Sequence[str], folds_dir: str, defaults: Mapping[str, Callable[[], Estimator]]):
-    from bpstream.models import load_population
-
     from bpstream.stream.core import BpstreamError
-    from bpstream.stream.records import load_folds
+    from bpstream.stream.records import load_folds, read_population
 
     weights = load_folds(folds_dir)
+    loaded: dict = {}  # weights file -> its Population, read once and shared by the fold's records
 
     def for_record(record: str) -> Mapping[str, Callable[[], Estimator]]:
         if record not in weights:
             raise BpstreamError(f"record {record} is in no fold of {folds_dir} (see its folds.json)")
-        pop = load_population(weights[record])
+        if weights[record] not in loaded:
+            loaded[weights[record]] = read_population(weights[record])
+        pop = loaded[weights[record]]
         out = {m: ((lambda m=m: make_estimator(m, population=pop)) if m in MODEL_METHODS else defaults[m])
                for m in methods}
         if "mean" in methods:

@@ -61,7 +61,9 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
     """Train and fit everything (see the module docstring); write OUT/fold{k}.pt, population.pt, nested.json.
     ``unlabeled``: windows to pretrain each model's encoder on, restricted per model to its training blocks and
     to blocks without labelled records (``unlabeled_for``)."""
-    from bpstream.models import record_block, save_population
+    from bpstream.models import record_block
+
+    from bpstream.stream.records import read_population, write_population
 
     names = arr.names
     rec_fold = np.array([fold_of[n] for n in names])[arr.record]
@@ -73,8 +75,6 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
         same folds, steps, seed and training windows were trained before (only the test-time constants are
         then refitted)."""
         if train_folds not in models:
-            from bpstream.models import load_population
-
             tag = ",".join(map(str, sorted(train_folds)))
             mask = np.isin(rec_fold, sorted(train_folds))
             unl = unlabeled_for(unlabeled, {record_block(n) for n, f in fold_of.items() if f in train_folds},
@@ -86,12 +86,11 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
                     {unl.names[r] for r in np.unique(unl.record)})}
             path, meta = out / "models" / f"train_{tag.replace(',', '-')}.pt", out / "models" / f"train_{tag.replace(',', '-')}.json"
             if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
-                # a copy: the outer model's constants are refitted in place below, and the loader caches
-                models[train_folds] = copy.deepcopy(load_population(str(path)))
+                models[train_folds] = read_population(path)
                 log(f"[train folds {tag}] reused {path}")
             else:
                 models[train_folds] = fit_population(arr, mask, names, steps, seed, f"train folds {tag}", unl)
-                save_population(models[train_folds], path)
+                write_population(models[train_folds], path)
                 meta.write_text(json.dumps(key))
         return models[train_folds]
 
@@ -109,7 +108,7 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
             inner_doc.append({"predicts_fold": j, "trained_on_folds": sorted(frozenset(folds) - {k, j})})
         fitted = _fit_constants(outer, inner_recs)
         outer.constants.update(fitted)
-        save_population(outer, out / f"fold{k}.pt")
+        write_population(outer, out / f"fold{k}.pt")
         log(f"[outer {k}] constants fitted on {len(inner_recs)} inner records: "
             f"{json.dumps(fitted['fusion']['fit'])}")
         oof += _predictions(outer, arr, rec_fold == k, group=k)
@@ -123,7 +122,7 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
         pop = model_on(frozenset(folds))
         fitted = _fit_constants(pop, oof)
         pop.constants.update(fitted)
-        save_population(pop, out / "population.pt")
+        write_population(pop, out / "population.pt")
         doc["shipped"] = {"weights": "population.pt", "constants_fitted_on": "out-of-fold predictions of the outer models",
                           "constants": _jsonable(fitted)}
         card = {"weights": "population.pt", "data": "PhysioNet/CinC Challenge 2015 training set",
@@ -139,7 +138,7 @@ def _write_inner(folder: Path, k: int, folds: list[int], model_on, arr, rec_fold
                  fold_of: dict[str, int], predicted: dict) -> None:
     """``folder`` = OUT/inner{k} (see the module docstring). ``predicted`` memoizes each (model, fold)
     prediction: outer k with inner j and outer j with inner k need the same ones."""
-    from bpstream.models import save_population
+    from bpstream.stream.records import write_population
 
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -154,7 +153,7 @@ def _write_inner(folder: Path, k: int, folds: list[int], model_on, arr, rec_fold
             recs += predicted[(rest - {jj}, jj)]
         pop = copy.deepcopy(model_on(rest))
         pop.constants.update(_fit_constants(pop, recs))
-        save_population(pop, folder / f"inner{j}.pt")
+        write_population(pop, folder / f"inner{j}.pt")
         log(f"[inner {k}] fold {j}: model on folds {sorted(rest)}, constants on their predictions by models "
             f"without {k}, {j} and the predicted fold: {json.dumps(pop.constants['fusion']['fit'])}")
         entries.append({"fold": j, "weights": f"inner{j}.pt", "trained_on_folds": sorted(rest),

@@ -6,6 +6,7 @@ from ._unlabeled import build_unlabeled_arrays
 from ._folds import FOLDS_FILE, load_folds
 from ._records import CHANNEL_NAMES, Recording, channel_index, iter_chunks, list_records, read_record
 from ._stepped import iter_outputs
+from ._weights import read_population, write_population
 
 __all__ = [
     "build_unlabeled_arrays",
@@ -19,5 +20,7 @@ __all__ = [
     "iter_outputs",
     "list_records",
     "load_folds",
+    "read_population",
     "read_record",
+    "write_population",
 ]
