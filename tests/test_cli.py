@@ -36,6 +36,13 @@ def test_validate_record_without_ppg_is_a_clear_error(capsys):
     assert "3975656_0012" in err and "ppg" in err
 
 
+def test_validate_refuses_fold_weights_through_kafka(tmp_path, capsys):
+    """The workers of ``--broker`` run the shipped weights: with ``--folds`` the scores would look nested and be
+    in-sample, so the pair is a usage error, before any record or broker is touched."""
+    rc = main(["validate", str(tmp_path), "--folds", str(tmp_path), "--broker", "127.0.0.1:1"])
+    assert rc == 2 and "--folds" in capsys.readouterr().err
+
+
 def test_demo_runs_on_the_shared_data(capsys):
     rc = main(["demo", "--data", str(PN2015), "--records", "f362s", "--every", "20"])
     assert rc == 0

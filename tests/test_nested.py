@@ -82,6 +82,20 @@ def test_a_rerun_reuses_the_trained_models_and_refits_the_same_constants(tmp_pat
 
 
 @pytest.mark.slow
+def test_a_rerun_on_other_labels_retrains_the_models_that_saw_them(tmp_path, capsys):
+    """The reuse key holds the training windows' contents: with fold 1's labels moved (same windows, same
+    counts), every model trained on fold 1 is trained again, the others are reused."""
+    torch.set_num_threads(1)
+    run_nested(_arrays(1), _fold_of(), K, tmp_path, steps=3, seed=0, ship=False)
+    capsys.readouterr()
+    run_nested(_arrays(1, shift_fold=1), _fold_of(), K, tmp_path, steps=3, seed=0, ship=False)
+    err = capsys.readouterr().err
+    reused = {line.split("]")[0].split("folds ")[1] for line in err.splitlines() if "reused" in line}
+    assert reused and all("1" not in tag.split(",") for tag in reused), err
+    assert "[train folds 0,2] reused" in err and "[train folds 0,1] reused" not in err, err
+
+
+@pytest.mark.slow
 def test_inner_folders_never_touch_the_fold_they_score(tmp_path):
     """OUT/inner{k}/inner{j}.pt (what the published estimator is chosen with): moving fold j's labels changes
     neither its model nor its constants (fails when the constants are fitted on predictions by models that

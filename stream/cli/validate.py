@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bpstream.stream.core import BpstreamError
+from bpstream.stream.core import BpstreamError, UsageError
 from bpstream.stream.records import list_records
 from bpstream.stream.evaluation import replay_record, score_results
 from bpstream.stream.evaluation import ScoreSheet, iter_with_progress
@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise BpstreamError("validate needs a calibration schedule (once or every:N)")
     methods = tuple(args.methods.split(",")) if args.methods else available_methods(DEFAULT_METHODS)
     config = PipelineConfig(methods=methods, arterial_schedule=schedule, label_filter=LabelMode(args.label_filter))
+    if args.broker and args.folds:  # the workers run one set of weights: fold weights would not reach them
+        raise UsageError("--folds scores each record with the weights that held it out; --broker replays through "
+                         "workers that all run the shipped weights (trained on every record): use one or the other")
     paths = list_records(args.paths, args.records.split(",") if args.records else None)
     if args.broker:
         from bpstream.stream.kafka import validate_via_kafka

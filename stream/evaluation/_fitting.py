@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-__all__ = ["fit_population", "log", "predict_arrays", "unlabeled_for"]
+__all__ = ["fit_population", "log", "predict_arrays", "training_digest", "unlabeled_for"]
 
 
 def log(msg: str) -> None:
@@ -24,6 +24,29 @@ def unlabeled_for(unlabeled, train_blocks: set[int], labelled_blocks: set[int]):
 
     ok = [record_block(n) in train_blocks or record_block(n) not in labelled_blocks for n in unlabeled.names]
     return unlabeled.subset(np.asarray(ok, bool)[unlabeled.record])
+
+
+def training_digest(arr, train_mask: np.ndarray, unlabeled=None) -> str:
+    """Digest of what a model trained by ``fit_population`` depends on beyond its folds, steps and seed: the
+    training windows' contents (waveforms, features, labels, weights, times), the pretraining windows, and the
+    source of the training code (so a saved model is reused only when it would be trained again the same)."""
+    import hashlib
+    import inspect
+
+    from bpstream.models import PopulationNet, TrainConfig, normalize_waveforms, pretrain_encoder
+
+    h = hashlib.sha1()
+    parts = [arr.x[train_mask], arr.feats[train_mask], arr.y[train_mask], arr.weight[train_mask],
+             arr.t_s[train_mask], arr.record[train_mask]]
+    if unlabeled is not None:
+        parts += [unlabeled.x, unlabeled.t_s, unlabeled.record]
+    for a in parts:
+        h.update(np.ascontiguousarray(a).tobytes())
+    for path in sorted({inspect.getfile(f) for f in (PopulationNet, TrainConfig, normalize_waveforms,
+                                                     pretrain_encoder, fit_population)}):
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
 
 
 def fit_population(arr, train_mask: np.ndarray, names: list[str], steps: int, seed: int, tag: str, unlabeled=None):

@@ -31,7 +31,7 @@ import numpy as np
 
 from bpstream.models import fit_test_time_constants, record_predictions
 
-from ._fitting import fit_population, log, predict_arrays, unlabeled_for
+from ._fitting import fit_population, log, predict_arrays, training_digest, unlabeled_for
 
 __all__ = ["run_nested"]
 
@@ -84,6 +84,7 @@ def run_nested(arr, fold_of: dict[str, int], k_folds: int, out: Path, steps: int
             if unl is not None:  # (models without pretraining keep the key they had)
                 key["pretrain"] = {"windows": int(len(unl.t_s)), "records": sorted(
                     {unl.names[r] for r in np.unique(unl.record)})}
+            key["contents"] = training_digest(arr, mask, unl)  # windows, labels and training code (since 2026-12-07)
             path, meta = out / "models" / f"train_{tag.replace(',', '-')}.pt", out / "models" / f"train_{tag.replace(',', '-')}.json"
             if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
                 models[train_folds] = read_population(path)

@@ -70,24 +70,37 @@ def record_arrays(path: str | Path, fs_hz: float = 125.0, window_s: float = 10.0
 
 
 def code_digest() -> str:
-    """Digest of the code that decides which windows and labels a record yields (filters, the step, features),
-    so a cache built before a filter changed is never reused."""
-    import inspect
-
-    import bpstream.filters as filters_pkg
+    """Digest of the code that decides which windows and labels a record yields (the record reader: channels,
+    units; filters, the step, features; and the WFDB reader's version), so a cache built before any of them
+    changed is never reused."""
+    from importlib import metadata
 
     h = hashlib.sha1(_VERSION.encode())
-    files = (sorted(Path(filters_pkg.__file__).parent.glob("*.py")) + sorted(Path(inspect.getfile(Pipeline)).parent.glob("*.py"))
-             + [Path(__file__), Path(inspect.getfile(iter_outputs)), Path(inspect.getfile(window_features))])
-    for f in files:
+    h.update(metadata.version("wfdb").encode())
+    for f in digest_files():
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
 
+def digest_files() -> list[Path]:
+    """The source files ``code_digest`` covers."""
+    import inspect
+
+    import bpstream.filters as filters_pkg
+
+    return (sorted(Path(filters_pkg.__file__).parent.glob("*.py")) + sorted(Path(inspect.getfile(Pipeline)).parent.glob("*.py"))
+            + [Path(__file__), Path(inspect.getfile(iter_outputs)), Path(inspect.getfile(window_features)),
+               Path(inspect.getfile(read_record))])
+
+
 def _cache_key(path: Path, code: str) -> str:
-    st = path.with_suffix(".hea").stat()
-    h = hashlib.sha1(json.dumps([code, path.name, st.st_size, int(st.st_mtime)]).encode()).hexdigest()[:12]
+    """The record's name, the code digest, and size and time of every file of the record (header and signals)."""
+    import glob
+
+    files = sorted(f for f in path.parent.glob(glob.escape(path.stem) + ".*") if f.is_file())
+    stats = [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files]
+    h = hashlib.sha1(json.dumps([code, path.name, stats]).encode()).hexdigest()[:12]
     return f"{path.name}-{h}.npz"
 
 
