@@ -23,6 +23,7 @@ def test_the_score_is_the_mean_ratio_to_carry_forward_and_the_lower_wins():
     out = score_selection(results, ("fusion", "ttt"))
     # fusion: k0 every:60 [1, .5, 1], once [.5, .5, .5]; k1 every:60 [1, 1, 1], once [1, 1, 1]: 10 / 12
     assert out["ratios"]["fusion"] == [[[1, 0.5, 1], [0.5, 0.5, 0.5]], [[1, 1, 1], [1, 1, 1]]]
+    assert out["ratio_calibrations"] == ["every:60", "once"]  # the middle axis, named in the file
     assert out["score"]["fusion"] == pytest.approx(10.0 / 12)
     # ttt: k0 every:60 [1, .5, .5], once [1, 1, .5]; k1 every:60 [1, 1, 1], once [1, 1, 1]: 10.5 / 12
     assert out["score"]["ttt"] == pytest.approx(10.5 / 12)

@@ -31,7 +31,7 @@ def score_selection(results: Mapping[int, Mapping[str, Mapping[str, Any]]], cand
                     tie: float = 0.002) -> dict[str, Any]:
     """``results[k][calibration]`` = a ``validate`` results document (its ``methods`` block) of outer fold k's
     inner records. Returns ``{"ratios": {m: [[[ratio per quantity] per calibration] per k]}, "score": {m: s},
-    "chosen": m}``."""
+    "chosen": m, "ratio_calibrations": [the calibrations in the order of the ratios' middle axis (sorted)]}``."""
     ratios: dict[str, list] = {m: [] for m in candidates}
     for k in sorted(results):
         for m in candidates:
@@ -45,7 +45,8 @@ def score_selection(results: Mapping[int, Mapping[str, Mapping[str, Any]]], cand
     for m in candidates[1:]:
         if score[m] < score[chosen] - tie:
             chosen = m
-    return {"ratios": ratios, "score": score, "chosen": chosen, "tie": tie}
+    order = sorted(next(iter(results.values()))) if results else []
+    return {"ratios": ratios, "ratio_calibrations": order, "score": score, "chosen": chosen, "tie": tie}
 
 
 def _inner_records(folder: Path) -> list[str]:
