@@ -77,6 +77,13 @@ def test_bench_perf_command_writes_the_flat_keys(tmp_path, capsys):
     st = doc["stages_ms_per_window"]
     assert doc["work_ms_per_msg"] == round((st["decode"] + st["window"] + st["filters"] + st["infer"]) / 2, 4) > 0
     assert doc["cpu_over_work"] is None  # no service part: no worker CPU to compare
+    # the work as the step runs it: one-window inference and one state encoding per message
+    peaks = doc["perf"]["state_peaks"]
+    single, encode = doc["perf"]["stages"]["infer_single_ms"], peaks["encode_ms_median"]
+    assert doc["work_as_run_ms_per_msg"] == round(doc["work_ms_per_msg"] + (single - st["infer"]) / 2 + encode, 4)
+    # the state's largest value after any message, in order and behind a lost chunk (held chunks are written too)
+    assert peaks["max_bytes_one_chunk_lost"] > peaks["max_bytes_in_order"] >= doc["perf"]["replay"]["state_bytes_max"]
+    assert doc["state_bytes_per_patient"] == peaks["max_bytes_one_chunk_lost"]
     out = capsys.readouterr().out
     assert "replay_x_realtime" in out and "stage ms/window: filters" in out  # the table
 

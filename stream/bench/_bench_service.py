@@ -168,7 +168,9 @@ async def _run(settings: Settings, worker: WorkerGroup, beds: Beds, t_start: flo
             below = [p for p in passed if final is None or p["beds"] < final.beds]
             chosen = max(below, key=lambda p: p["beds"]) if below else None
         out["beds_per_worker"] = chosen["beds"] if chosen is not None else 0
-        out["confirmed"] = bool(final is not None and final.ok)
+        # confirmed: the last run passed and lasted the full confirmation (a retry cut short by the budget does not)
+        out["confirmed"] = bool(final is not None and final.ok
+                                and final.duration_s - final.measured_from_s >= confirm_s - 1.0)
         out["confirm_s"] = None if final is None else round(final.duration_s - final.measured_from_s, 1)
         if chosen is not None:
             out["latency_p50_s"] = chosen["latency_p50_s"]

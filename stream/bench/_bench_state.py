@@ -1,0 +1,45 @@
+"""Bench: the largest patient state a worker writes (its table value), measured after every message, not only
+at the end of a record: in order, and with one chunk lost, so that the reorder buffer fills with the chunks
+held behind the gap until it gives the gap up (a worker writes those held chunks with the state too). Also the
+time one state encoding takes (the worker encodes a patient's state once per batch it appears in)."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from bpstream.filters import ChunkError
+from bpstream.stream.core import ChunkMessage, Pipeline, PipelineConfig, Schedule, state_to_bytes
+from bpstream.stream.records import Recording, iter_chunks
+
+__all__ = ["state_peaks"]
+
+
+def state_peaks(recordings: Sequence[Recording], methods: Sequence[str], calibration: str = "once",
+                factories=None, chunk_s: float = 1.0, lose_at_s: float = 60.0) -> dict:
+    """Max serialized state over every step of each record, in order and with the chunk at ``lose_at_s``
+    never sent; ``chunk_s``: the service's 1-s chunks. Returns bytes and the median encoding time (ms)."""
+    config = PipelineConfig(methods=tuple(methods), arterial_schedule=Schedule.parse(calibration))
+    peaks = {"in_order": 0, "one_chunk_lost": 0}
+    encode_ms: list[float] = []
+    for rec in recordings:
+        messages = [ChunkMessage(seq, chunk) for seq, chunk in enumerate(iter_chunks(rec, chunk_s))]
+        lost = int(lose_at_s / chunk_s)
+        for case, sent in (("in_order", messages), ("one_chunk_lost", messages[:lost] + messages[lost + 1:])):
+            pipeline = Pipeline(config, factories or {})
+            state = None
+            for message in sent:
+                try:
+                    pipeline.check(message)
+                except ChunkError:
+                    continue
+                state, _ = pipeline.step(state, message)
+                t0 = time.perf_counter()
+                n = len(state_to_bytes(state))
+                encode_ms.append(1e3 * (time.perf_counter() - t0))
+                peaks[case] = max(peaks[case], n)
+    return {"records": len(recordings), "chunk_s": chunk_s, "lost_chunk_at_s": lose_at_s,
+            "max_bytes_in_order": peaks["in_order"], "max_bytes_one_chunk_lost": peaks["one_chunk_lost"],
+            "encode_ms_median": round(float(np.median(encode_ms)), 4) if encode_ms else None}
