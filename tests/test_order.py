@@ -206,3 +206,31 @@ def test_flush_applies_held_chunks_and_the_processor_flushes_a_quiet_patient():
     r = proc.flush(b"q-1", sb)
     assert r.new_state is not None and any(kind == "estimates" for kind, _, _ in r.sends)
     assert proc.idle_held(0.0) == [] and not state_from_bytes(r.new_state, p).held
+
+
+def test_an_old_episode_redelivered_after_a_reset_never_takes_the_new_episodes_place():
+    """A crash after a reset: redelivery starts before the reset, while the restored state already holds the new
+    episode (numbered from 0 again). The old chunks are repeats, whatever the new episode's position; the new
+    episode's windows are those of an uninterrupted run."""
+    p = Pipeline(PipelineConfig(methods=("carry_forward",)))
+    old = list(_chunks(40.0))
+    new = [ChunkMessage(m.seq, dataclasses.replace(m.chunk, t_start_s=m.chunk.t_start_s + 1000.0)) for m in old]
+    _, ref = _run(p, old + [Reset("r1")] + new)
+    state, _ = _run(p, old + [Reset("r1")] + new[:3])
+    state = state_from_bytes(state_to_bytes(state), p)
+    state, outs = _run(p, old[16:] + [Reset("r1")] + new, state)
+    assert [(w.seq, w.t_end_s) for w in _windows(outs)] == [(w.seq, w.t_end_s) for w in _windows(ref) if w.t_end_s > 1000]
+    assert not [o for o in outs if isinstance(o, DeadLetter)]
+
+
+def test_a_new_episode_is_not_late_for_the_old_episodes_given_up_seqs():
+    p = Pipeline(PipelineConfig(methods=("carry_forward",)))
+    msgs = list(_chunks(40.0))
+    state, _ = _run(p, msgs[1:12])  # seq 0 never came: its place was given up
+    assert state.late_ranges == [[0, 0]]
+    _, outs = _run(p, [msgs[0]], state_from_bytes(state_to_bytes(state), p))  # the old episode's seq 0: late
+    assert [o.reason for o in outs if isinstance(o, DeadLetter)] == [Reason.MSG_LATE]
+    new = [ChunkMessage(m.seq, dataclasses.replace(m.chunk, t_start_s=m.chunk.t_start_s + 1000.0)) for m in msgs]
+    state, outs = _run(p, [Reset("r1")] + new[:8], state)
+    assert not [o for o in outs if isinstance(o, DeadLetter)]  # the new seq 0 starts the episode at once
+    assert [w.t_end_s for w in _windows(outs)] == [1010.0, 1012.0, 1014.0, 1016.0]

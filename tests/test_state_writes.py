@@ -161,6 +161,34 @@ def test_a_batch_failing_after_one_patient_was_kept_loses_none_of_its_windows(ch
     assert [r.sends for r in results] == [r.sends for r in ref[8:16]]  # nothing lost, nothing doubled
 
 
+def test_a_failed_idle_flush_keeps_the_deferred_state(chunks, monkeypatch):
+    """The timer's flush of a quiet patient fails once: its deferred state (not in the table) is rebuilt from the
+    table and its unwritten messages, never replaced by a fresh one; the chunks stay held for the next try."""
+    from bpstream.stream.core._messages import Flush
+
+    values = _waves(chunks[:8])
+    values = values[:5] + values[6:8]  # seq 5 never comes: 6 and 7 are held
+    proc = _proc(100)
+    _, _, table, _ = _run(proc, values)
+    assert proc.deferred(b"p-1") and b"p-1" not in table
+    real = proc.pipeline.step
+
+    def failing(state, message):
+        if isinstance(message, Flush):
+            raise RuntimeError("boom")
+        return real(state, message)
+
+    monkeypatch.setattr(proc.pipeline, "step", failing)
+    assert proc.flush(b"p-1", None).sends == []
+    monkeypatch.setattr(proc.pipeline, "step", real)
+    assert proc.deferred(b"p-1") and proc.gap_waiting() == 1
+    state = proc._cache[b"p-1"][1]
+    assert state.last_seq == 4 and [h[0] for h in state.held] == [6, 7]
+    again = proc.flush(b"p-1", None)  # the next try applies them (after the gap: a new segment, no window yet)
+    assert again.new_state is not None and not proc._cache[b"p-1"][1].held and not proc.deferred(b"p-1")
+    assert proc._cache[b"p-1"][1].last_seq == 7
+
+
 def test_settings_refuse_a_k_below_one():
     assert Settings().state_every_chunks >= 1
     with pytest.raises(SettingsError):

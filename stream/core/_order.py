@@ -19,10 +19,11 @@ Pure bookkeeping on the patient state (``last_seq``, ``held``, ``late_ranges``, 
 - Start of an episode (a new patient, or after ``reset``/``discharge``): seq 0, or the seq after the
   old episode's last, starts at once; any other first seq is held like a gap, so chunks reordered at
   the very start are put in order too. The far-ahead check measures from 0 (or the old episode's next
-  seq). After reset/discharge, a chunk with the seq and start time of one of the old episode's last
-  ``_KEEP_APPLIED`` applied chunks is a redelivery of the old episode (``duplicate_ignored``); any other
-  chunk belongs to the new episode, whatever its numbering (so a jumped or bogus old position can
-  never block a reset or readmitted patient).
+  seq). After reset/discharge, and for the whole new episode, a chunk with the seq and start time of one of
+  the old episode's last ``_KEEP_APPLIED`` applied chunks is a redelivery of the old episode
+  (``duplicate_ignored``); a seq the old episode gave up is late only for a chunk starting no later than the
+  old episode's last; any other chunk belongs to the new episode, whatever its numbering (so a jumped or bogus
+  old position can never block a reset or readmitted patient).
 """
 
 from __future__ import annotations
@@ -103,8 +104,24 @@ def _drain(state, config, force: bool = False) -> list[Chunk]:
 
 def _applied(state, seq: int, t_start_s: float) -> None:
     state.last_seq = int(seq)
-    state.episode_prev = None
     state.recent = (state.recent + [[int(seq), float(t_start_s)]])[-_KEEP_APPLIED:]
+
+
+def _old_episode(state, s: int, chunk: Chunk) -> bool:
+    """Whether the chunk is one of the closed episode's last applied chunks (same seq and start time): a
+    redelivery from before the reset or discharge, whenever it comes (the old episode's numbers are kept for
+    the whole new episode, so a redelivered old chunk never takes a new chunk's place)."""
+    return state.episode_prev is not None and any(
+        s == q and abs(chunk.t_start_s - t) < 1e-6 for q, t in state.episode_prev[1])
+
+
+def _late_in_old_episode(state, s: int, chunk: Chunk) -> bool:
+    """A new episode's first chunks are judged late only as the old episode's: a seq in an old given-up range
+    that starts no later than the old episode's last applied chunk."""
+    if not _in_late(state, s):
+        return False
+    last = [t for _, t in state.episode_prev[1]] if state.episode_prev is not None else []
+    return not last or chunk.t_start_s <= max(last) + 1e-6
 
 
 def admit(state, msg: ChunkMessage, config, t_s: float | None) -> tuple[list[Chunk], list[Output]]:
@@ -113,14 +130,13 @@ def admit(state, msg: ChunkMessage, config, t_s: float | None) -> tuple[list[Chu
     s, chunk = int(msg.seq), msg.chunk
     e = _expected(state)
     held = {int(h[0]) for h in state.held}
+    if _old_episode(state, s, chunk):
+        return [], [Event(EventKind.DUPLICATE_IGNORED, t_s, detail={"seq": s})]
     if s in held or (e is not None and s < e):
         if s not in held and _in_late(state, s):
             return [], [DeadLetter(Reason.MSG_LATE, "the seq arrived after its place in the stream was given up")]
         return [], [Event(EventKind.DUPLICATE_IGNORED, t_s, detail={"seq": s})]
-    if e is None and state.episode_prev is not None:
-        if any(s == q and abs(chunk.t_start_s - t) < 1e-6 for q, t in state.episode_prev[1]):
-            return [], [Event(EventKind.DUPLICATE_IGNORED, t_s, detail={"seq": s})]
-    if e is None and _in_late(state, s):
+    if e is None and _late_in_old_episode(state, s, chunk):
         return [], [DeadLetter(Reason.MSG_LATE, "the seq arrived after its place in the stream was given up")]
     ref = e if e is not None else _episode_start(state)
     if s > ref + config.seq_jump_max:

@@ -243,6 +243,9 @@ class Processor(DeferredWrites):
         except Exception as exc:  # noqa: BLE001 - the chunks stay held; the next message of the patient goes on
             log.error("flush of held chunks failed (%s)", where(exc))  # no exception text: it may echo content
             self._cache.pop(key, None)
+            if key in self._dirty:  # a deferred state is rebuilt, never dropped (it is not in the table)
+                self._rebuild(key)
+            self._held[key] = (time.monotonic(), bed, monitor)  # still held: the timer tries again
             return Result()
 
     def _result(self, item: Item, outputs: list, bed: str | None, monitor: str | None, unreadable: bool,
