@@ -123,5 +123,8 @@ def test_estimate_seq_goes_on_across_discharge_and_readmission_and_second_discha
     second = [w.seq for w in _windows(outs)]
     assert second and min(second) > max(first)
     assert first + second == list(range(1, len(first) + len(second) + 1))
+    # the second discharge, redelivered after the readmission (a failover), is a repeat: the patient stays
+    state, out = p.step(state, Discharge("d-2"))
+    assert [(o.kind, o.reason) for o in out] == [(EventKind.DUPLICATE_IGNORED, None)] and not state.discharged
     state, out = p.step(state, Discharge("d-3"))
     assert [o.kind for o in out] == [EventKind.PATIENT_DISCHARGED]  # readmitted: a real discharge again

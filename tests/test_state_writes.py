@@ -189,6 +189,20 @@ def test_a_failed_idle_flush_keeps_the_deferred_state(chunks, monkeypatch):
     assert proc._cache[b"p-1"][1].last_seq == 7
 
 
+def test_an_already_discharged_answer_is_written_with_its_command_id(chunks):
+    """A second discharge changes nothing but the remembered command ids: that is written too, so its
+    redelivery after a readmission (from another worker's restored state) is still a repeat."""
+    from bpstream.stream.core._messages import Discharge
+    from bpstream.stream.core._state_codec import state_from_bytes
+
+    proc = _proc(100)
+    d1, d2 = (dumps(command_doc("p-1", Discharge(c), T0 + 20)) for c in ("d-1", "d-2"))
+    values = _waves(chunks[:6]) + [(COMMANDS, b"p-1", d1), (COMMANDS, b"p-1", d2)]
+    _, results, table, _ = _run(proc, values)
+    assert results[-1].new_state is not None
+    assert "d-2" in state_from_bytes(table[b"p-1"], proc.pipeline).seen_commands
+
+
 def test_settings_refuse_a_k_below_one():
     assert Settings().state_every_chunks >= 1
     with pytest.raises(SettingsError):

@@ -73,11 +73,12 @@ class Pipeline:
         if isinstance(message, (Calibrate, Reset, Discharge)):
             if message.command_id in state.seen_commands:
                 return state, [Event(EventKind.DUPLICATE_IGNORED, state.last_t_end_s, command_id=message.command_id)]
+            state.seen_commands = (state.seen_commands + [message.command_id])[-self.config.max_seen_commands:]
             if isinstance(message, Discharge) and state.discharged:
-                # nothing to discharge: answered, state untouched (so not remembered as seen either)
+                # nothing to discharge: answered; its id is remembered (so its redelivery after a readmission
+                # is a repeat, never a discharge of the readmitted patient)
                 return state, [Event(EventKind.DUPLICATE_IGNORED, state.last_t_end_s, Reason.ALREADY_DISCHARGED,
                                      message.command_id)]
-            state.seen_commands = (state.seen_commands + [message.command_id])[-self.config.max_seen_commands:]
         if isinstance(message, Calibrate):
             return state, self._calibrate(state, message)
         if isinstance(message, (Reset, Discharge)):

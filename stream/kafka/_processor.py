@@ -270,7 +270,8 @@ class Processor(DeferredWrites):
             elif isinstance(out, DeadLetter):  # the step's verdict on this message (e.g. msg_late)
                 result.sends += self._dead(item, out.reason, out.detail, counts).sends
             elif isinstance(out, Event):
-                duplicate |= out.kind == EventKind.DUPLICATE_IGNORED
+                # a repeat leaves the state as it was; "already discharged" remembers the command's id
+                duplicate |= out.kind == EventKind.DUPLICATE_IGNORED and out.reason != Reason.ALREADY_DISCHARGED
                 result.sends.append((Sink.EVENTS, item.key, dumps(event_doc(patient, out, published_at_s=now))))
                 counts[f"event:{out.kind.value}"] += 1
         return result, not duplicate or unreadable
