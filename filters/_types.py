@@ -77,6 +77,7 @@ class Reason(str, enum.Enum):
     CUFF_FUTURE = "cuff_future"
     CUFF_NO_WINDOW = "cuff_no_window"
     CUFF_CANCELLED = "cuff_cancelled"  # reset or discharge came before the reading's window
+    CUFF_QUEUE_FULL = "cuff_queue_full"  # too many readings already wait for their windows
     # model / service
     UNCALIBRATED = "uncalibrated"
     CALIBRATION_OLD = "calibration_old"

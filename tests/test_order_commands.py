@@ -128,3 +128,24 @@ def test_estimate_seq_goes_on_across_discharge_and_readmission_and_second_discha
     assert [(o.kind, o.reason) for o in out] == [(EventKind.DUPLICATE_IGNORED, None)] and not state.discharged
     state, out = p.step(state, Discharge("d-3"))
     assert [o.kind for o in out] == [EventKind.PATIENT_DISCHARGED]  # readmitted: a real discharge again
+
+
+def test_waiting_readings_are_bounded_and_a_waiting_one_is_a_repeat_however_old():
+    """Readings for a discharged patient wait for a window that may never come: at most 32 wait (the state
+    stays bounded), the rest are rejected cuff_queue_full; a waiting reading redelivered after more than 256
+    other commands (out of the remembered ids) is still a repeat, never queued twice."""
+    p = Pipeline(CONFIG)
+    state, _ = _run(p, list(_chunks(30.0)))
+    state, _ = p.step(state, Discharge("d-1"))
+    answers = []
+    for k in range(40):
+        state, out = p.step(state, Calibrate(f"c-{k}", 5000.0 + k, 120.0, 70.0))
+        answers += [(o.kind, o.reason) for o in out]
+    assert len(state.pending) == 32
+    assert answers == [(EventKind.CALIBRATION_REJECTED, Reason.CUFF_QUEUE_FULL)] * 8
+    for k in range(300):  # other commands push c-0 out of the remembered ids (each refused: the queue is full)
+        state, _ = p.step(state, Calibrate(f"x-{k}", 6000.0 + k, 120.0, 70.0))
+    assert "c-0" not in state.seen_commands
+    state, out = p.step(state, Calibrate("c-0", 5000.0, 120.0, 70.0))  # c-0 again, still waiting
+    assert [o.kind for o in out] == [EventKind.DUPLICATE_IGNORED] and len(state.pending) == 32
+

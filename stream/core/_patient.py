@@ -25,6 +25,7 @@ class PipelineConfig:
     future_horizon_s: float = 600.0  # a reading further ahead of the stream is rejected
     questionable_after_s: float = 4 * 3600.0  # calibration older than this -> questionable
     max_seen_commands: int = 256
+    max_waiting_readings: int = 32  # readings waiting for their window at once; more are rejected cuff_queue_full
     label_filter: LabelMode = LabelMode.FULL  # which arterial label gate (LabelMode)
     late_pairing_windows: int = 3  # estimator snapshot period: a reading arriving up to this many windows
     # after its window learns exactly as on time (up to twice that, depending on the phase; see _journal)

@@ -71,7 +71,7 @@ class Pipeline:
         if isinstance(message, Flush):
             return state, [o for chunk in flush_held(state, self.config) for o in self._apply(state, chunk)]
         if isinstance(message, (Calibrate, Reset, Discharge)):
-            if message.command_id in state.seen_commands:
+            if message.command_id in state.seen_commands or any(c == message.command_id for c, _ in state.pending):
                 return state, [Event(EventKind.DUPLICATE_IGNORED, state.last_t_end_s, command_id=message.command_id)]
             state.seen_commands = (state.seen_commands + [message.command_id])[-self.config.max_seen_commands:]
             if isinstance(message, Discharge) and state.discharged:
@@ -231,6 +231,9 @@ class Pipeline:
         t = cmd.measured_at_s
         verdict, i = journal_target(state, t, self.config.pair_tolerance_s)
         if verdict == "wait":
+            if len(state.pending) >= self.config.max_waiting_readings:  # bounded: the state stays small
+                return [Event(EventKind.CALIBRATION_REJECTED, state.last_t_end_s, Reason.CUFF_QUEUE_FULL,
+                              cmd.command_id)]
             state.pending = state.pending + [(cmd.command_id, label)]  # paired when its window arrives
             return []
         if verdict == "stale":
