@@ -10,9 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from bpstream.filters import ChunkError
-from bpstream.stream.core import ChunkMessage, Pipeline, PipelineConfig, Schedule, state_to_bytes
-from bpstream.stream.records import Recording, iter_chunks
+from bpstream.stream.core import Pipeline, PipelineConfig, Schedule, state_to_bytes
+from bpstream.stream.records import Recording, record_messages
 
 __all__ = ["state_peaks"]
 
@@ -25,16 +24,12 @@ def state_peaks(recordings: Sequence[Recording], methods: Sequence[str], calibra
     peaks = {"in_order": 0, "one_chunk_lost": 0}
     encode_ms: list[float] = []
     for rec in recordings:
-        messages = [ChunkMessage(seq, chunk) for seq, chunk in enumerate(iter_chunks(rec, chunk_s))]
-        lost = int(lose_at_s / chunk_s)
-        for case, sent in (("in_order", messages), ("one_chunk_lost", messages[:lost] + messages[lost + 1:])):
+        messages = record_messages(Pipeline(config, factories or {}), rec, chunk_s)
+        i = next((k for k, m in enumerate(messages) if m.chunk.t_start_s >= lose_at_s), len(messages))
+        for case, sent in (("in_order", messages), ("one_chunk_lost", messages[:i] + messages[i + 1:])):
             pipeline = Pipeline(config, factories or {})
             state = None
             for message in sent:
-                try:
-                    pipeline.check(message)
-                except ChunkError:
-                    continue
                 state, _ = pipeline.step(state, message)
                 t0 = time.perf_counter()
                 n = len(state_to_bytes(state))

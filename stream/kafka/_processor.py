@@ -9,8 +9,6 @@ its reason; a worker never dies of one message. A patient's state is written eve
 
 from __future__ import annotations
 
-import dataclasses
-
 import logging
 import time
 from collections import Counter
@@ -98,20 +96,13 @@ class Processor(DeferredWrites):
         t0 = time.perf_counter()
         counts: Counter[str] = Counter()
         keys = {item.key for item in items if item.key is not None}
-        before = {k: dataclasses.replace(d, items=list(d.items)) for k, d in self._dirty.items() if k in keys}
+        before = self._snapshot(keys)
         try:
             results = self._batch(items, counts)
         except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
             log.error("batched step failed (%s); the batch is stepped message by message", where(exc))
             for key in keys:
-                self._cache.pop(key, None)  # the batched pass may have changed the cached objects
-                # its deferred bookkeeping too (a failure after another patient's state was kept): as before it
-                if key in before:
-                    self._dirty[key] = before[key]
-                else:
-                    self._dirty.pop(key, None)
-                if key in self._dirty:
-                    self._rebuild(key)
+                self._forget(key, before)
             results, latest = [], {}
             for item in items:
                 if item.key is not None and item.key in latest:
@@ -130,15 +121,14 @@ class Processor(DeferredWrites):
         """One message alone (a batch of one); any error dead-letters just this message."""
         t0 = time.perf_counter()
         counts: Counter[str] = Counter()
+        before = self._snapshot({item.key})
         try:
             result = self._batch([item], counts)[0]
         except Exception as exc:  # a worker never dies of one message
             # no exception text and no traceback values: either may echo message content
             log.error("step failed on %s[%s]@%s: %s", item.topic, item.partition, item.offset, where(exc))
             if item.key is not None:
-                self._cache.pop(item.key, None)  # the failed step may have changed the cached objects
-                if item.key in self._dirty:  # a deferred state is rebuilt, never dropped (it is not in the table)
-                    self._rebuild(item.key)
+                self._forget(item.key, before)
             counts = Counter({f"in:{item.topic}": 1})
             result = self._dead(item, Reason.MSG_STEP_FAILED, f"{type(exc).__name__} in the step", counts)
         self.counts.update(counts)
@@ -230,6 +220,7 @@ class Processor(DeferredWrites):
         """Apply a quiet patient's held chunks (``Flush``): the windows they complete are published."""
         _, bed, monitor = self._held.pop(key, (0.0, None, None))
         item = Item("<flush>", None, None, key, None, state_bytes)
+        before = self._snapshot({key})
         try:
             state = self._load(key, state_bytes)
             if state is None or not state.held:
@@ -242,9 +233,7 @@ class Processor(DeferredWrites):
             return result
         except Exception as exc:  # noqa: BLE001 - the chunks stay held; the next message of the patient goes on
             log.error("flush of held chunks failed (%s)", where(exc))  # no exception text: it may echo content
-            self._cache.pop(key, None)
-            if key in self._dirty:  # a deferred state is rebuilt, never dropped (it is not in the table)
-                self._rebuild(key)
+            self._forget(key, before)
             self._held[key] = (time.monotonic(), bed, monitor)  # still held: the timer tries again
             return Result()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bpstream.stream.core import PatientState, state_from_bytes, state_to_bytes
 
@@ -59,6 +59,23 @@ class DeferredWrites:
         self._cache[key] = (dirty.base, state)  # the table still holds ``base``; the state in memory is newer
         self.counts["state:deferred"] += len(changed)
         return None
+
+    def _snapshot(self, keys) -> dict:
+        """The deferred bookkeeping of ``keys`` as it is now, for ``_forget`` after a failed step."""
+        return {k: replace(self._dirty[k], items=list(self._dirty[k].items)) for k in keys if k in self._dirty}
+
+    def _forget(self, key: bytes, snapshot: dict) -> None:
+        """After a failed step: drop the patient's cached state (the step may have changed its objects), put its
+        deferred bookkeeping back as in ``snapshot`` (a batch can fail after another of its patients was kept),
+        and rebuild a deferred state from the table and its unwritten messages: never dropped, it is not in the
+        table."""
+        self._cache.pop(key, None)
+        if key in snapshot:
+            self._dirty[key] = snapshot[key]
+        else:
+            self._dirty.pop(key, None)
+        if key in self._dirty:
+            self._rebuild(key)
 
     def _rebuild(self, key: bytes) -> None:
         """A deferred patient's state again, from the table's bytes and its unwritten messages (their outputs

@@ -13,7 +13,20 @@ from bpstream.stream.core import ChunkMessage, Flush, Output, Pipeline
 
 from ._records import Recording, iter_chunks
 
-__all__ = ["iter_outputs"]
+__all__ = ["iter_outputs", "record_messages"]
+
+
+def record_messages(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0) -> list[ChunkMessage]:
+    """A record's chunks as step messages, numbered in record order; chunks the windower refuses are left out
+    (their seq numbers too: a gap, as a monitor's refused chunk would leave)."""
+    messages = []
+    for seq, chunk in enumerate(iter_chunks(recording, chunk_s)):
+        try:
+            pipeline.check(ChunkMessage(seq, chunk))
+        except ChunkError:
+            continue
+        messages.append(ChunkMessage(seq, chunk))
+    return messages
 
 
 def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0, batched: bool = True,
@@ -23,13 +36,7 @@ def iter_outputs(pipeline: Pipeline, recording: Recording, chunk_s: float = 2.0,
     behind a gap, as a worker does for a quiet patient). ``batched``: blocks of ``block`` chunks through
     ``Pipeline.step_many`` (the same outputs as ``Pipeline.step`` one by one, several times cheaper)."""
     key = recording.name
-    messages = []
-    for seq, chunk in enumerate(iter_chunks(recording, chunk_s)):
-        try:
-            pipeline.check(ChunkMessage(seq, chunk))
-        except ChunkError:
-            continue
-        messages.append((key, ChunkMessage(seq, chunk)))
+    messages = [(key, message) for message in record_messages(pipeline, recording, chunk_s)]
     states = {} if states is None else states
     if batched:
         for a in range(0, len(messages), block):
