@@ -255,3 +255,45 @@ def test_the_table_moving_on_ends_the_deferral_when_nothing_changes_after(chunks
     (result,) = proc.process_batch([Item(WAVES, 0, 9, b"p-1", values[6][2], ref_table[b"p-1"])])
     assert result.new_state is None and not result.deferred  # a repeat: nothing to write
     assert not proc.deferred(b"p-1") and proc.unwritten() == 0
+
+
+def test_chunks_held_behind_a_gap_are_never_written_and_their_messages_stay_unacknowledged(chunks):
+    """Seq 5 lost; 6-8 held (2-s chunks: 6 s of the 10-s reorder buffer). Even at K = 1 nothing is written while
+    they are held; a command is written at once but without them; the patient stays deferred (its messages
+    unacknowledged) until the gap is given up and the whole state is written."""
+    from bpstream.stream.core._state_codec import state_from_bytes
+
+    proc = _proc(1)
+    cal = dumps(command_doc("p-1", Calibrate("cuff-1", T0 + 9.0, 140.0, 85.0), T0 + 10))
+    values = _waves(chunks[:5]) + _waves(chunks[6:9], start=6) + [(COMMANDS, b"p-1", cal)]
+    _, results, table, history = _run(proc, values)
+    assert [r.new_state is not None for r in results] == [True] * 5 + [False] * 3 + [True]
+    assert [r.deferred for r in results] == [False] * 5 + [True] * 4
+    written = state_from_bytes(table[b"p-1"], proc.pipeline)
+    assert written.held == [] and written.last_seq == 4 and written.seen_commands  # the command, not the chunks
+    memory = proc._cache[b"p-1"][1]
+    assert [h[0] for h in memory.held] == [6, 7, 8] and proc.deferred(b"p-1")
+    assert proc.write(b"p-1") is None  # the age timer leaves it alone ...
+    whole = proc.write(b"p-1", rebalancing=True)  # ... a rebalance writes it whole
+    assert [h[0] for h in state_from_bytes(whole, proc.pipeline).held] == [6, 7, 8] and not proc.deferred(b"p-1")
+    # what a worker taking over rebuilds (the written bytes, then the unacknowledged messages again) is the state
+    rebuilt = state_from_bytes(table[b"p-1"], proc.pipeline)
+    for value in values[5:]:
+        item = Item(value[0], 0, 0, value[1], value[2])
+        rebuilt, _ = proc.pipeline.step(rebuilt, proc._decode(item)[0])
+    assert state_to_bytes(rebuilt) == state_to_bytes(memory)
+
+
+def test_the_gap_given_up_writes_the_whole_state_and_releases_the_messages(chunks):
+    proc = _proc(1)
+    values = _waves(chunks[:5]) + _waves(chunks[6:13], start=6)  # 6..11 is 12 s held: seq 5 is given up
+    _, results, table, _ = _run(proc, values)
+    from bpstream.stream.core._state_codec import state_from_bytes
+
+    given_up = next(i for i, r in enumerate(results) if i >= 5 and r.new_state is not None)
+    assert given_up == 10 and all(r.deferred for r in results[5:10]) and not results[10].deferred
+    assert not proc.deferred(b"p-1")
+    state = state_from_bytes(table[b"p-1"], proc.pipeline)
+    assert state.held == [] and state.last_seq == 12
+    _, ref_results, _, _ = _run(_proc(1), values)  # the same outputs as ever: only the writes moved
+    assert [r.sends for r in results] == [r.sends for r in ref_results]

@@ -69,6 +69,7 @@ class Settings:
     # one CI run stalled a failover survivor's changelog recovery with 10, see README "What can be lost") ...
     state_every_chunks: int = 1
     state_max_age_s: float = 5.0  # ... or when its oldest unwritten change is this old (commands, calibrations: at once)
+    state_cache_patients: int = 10_000  # decoded states a worker keeps in memory (least recently used dropped first)
     max_chunk_bytes: int = 1_000_000  # a waveform message larger than this is dead-lettered
     max_chunk_s: float = 60.0  # a chunk longer than this is dead-lettered
     max_fs_hz: float = 2000.0
@@ -122,6 +123,8 @@ class Settings:
             raise SettingsError("BPSTREAM_BOARD_HOST is empty")
         if self.state_every_chunks < 1 or not self.state_max_age_s >= 0:
             raise SettingsError("BPSTREAM_STATE_EVERY_CHUNKS must be >= 1 and BPSTREAM_STATE_MAX_AGE_S >= 0")
+        if self.state_cache_patients < 1:
+            raise SettingsError("BPSTREAM_STATE_CACHE_PATIENTS must be >= 1")
         if not self.time_max_ahead_s >= 0:
             raise SettingsError("BPSTREAM_TIME_MAX_AHEAD_S must be >= 0")
         if self.log_format not in LOG_FORMATS:

@@ -95,12 +95,14 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
     current: dict[str, Any] = {}
     headers = {"bpstream-worker": _worker_id().encode()}  # which process published it (no patient data)
 
-    last_chunk: dict[bytes, Any] = {}  # each patient's newest waveform event (the table context of a flush)
+    last_chunk: dict[bytes, Any] = {}  # newest waveform event of each patient holding chunks (a flush's table context)
     pending: dict[bytes, list[Any]] = {}  # patient -> its messages whose change is not written yet (unacked)
 
     async def written(key: bytes) -> None:
-        """The patient's state was just written: its pending messages may be committed."""
-        await ack(pending.pop(key, []))
+        """The patient's state was just written: its pending messages may be committed, unless the state was
+        written without the chunks it holds behind a missing seq (they and the messages before stay pending)."""
+        if not processor.deferred(key):
+            await ack(pending.pop(key, []))
 
     async def settle() -> None:
         """Acknowledge the pending messages of patients the processor no longer defers without a write of ours
@@ -114,13 +116,15 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
         for ev in events:
             _set_current_event(ev)
             msg = ev.message
-            if msg.topic == settings.topic_waveforms and ev.key is not None:
-                last_chunk[ev.key] = ev
             items.append(Item(msg.topic, msg.partition, msg.offset, ev.key, ev.value,
                               table.get(ev.key) if ev.key is not None else None))
         results = await asyncio.get_running_loop().run_in_executor(None, processor.process_batch, items)
         covered = []
         for ev, result in zip(events, results):
+            if ev.message.topic == settings.topic_waveforms and ev.key is not None:  # kept only while it holds
+                last_chunk.pop(ev.key, None)
+                if processor.holds(ev.key):
+                    last_chunk[ev.key] = ev
             _set_current_event(ev)
             if result.new_state is not None:
                 table[ev.key] = result.new_state
@@ -191,12 +195,13 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
     async def write_deferred() -> None:
         """States whose oldest unwritten change is ``state_max_age_s`` old; all of them during a rebalance."""
         async with lock:
-            keys = processor.stale(0.0 if getattr(app, "rebalancing", False) else settings.state_max_age_s)
+            rebalancing = bool(getattr(app, "rebalancing", False))
+            keys = processor.stale(0.0 if rebalancing else settings.state_max_age_s)
             if not keys:
                 await settle()
                 return
             loop = asyncio.get_running_loop()
-            states = await loop.run_in_executor(None, lambda: [(k, processor.write(k)) for k in keys])
+            states = await loop.run_in_executor(None, lambda: [(k, processor.write(k, rebalancing)) for k in keys])
             for key, new in states:
                 evs = pending.get(key)
                 if new is None or not evs:
@@ -206,8 +211,8 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 await written(key)
             await settle()
 
-    if settings.state_every_chunks > 1:  # nothing is ever deferred at K = 1: no timer taking the lock each second
-        app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))(write_deferred)
+    # even at K = 1 a patient holding chunks behind a missing seq is deferred (_state_writes): written at a rebalance
+    app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))(write_deferred)
 
     @app.timer(interval=30.0)
     async def report_counts() -> None:

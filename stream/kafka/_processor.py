@@ -1,11 +1,9 @@
 """What the worker does between receiving bytes and sending bytes, without faust (testable alone).
 
-``Processor.process_batch`` runs in a worker thread (one executor call per micro-batch): decode each
-message, load the patient's state (cached, checked against the table's bytes), call the pure
-``Pipeline.step``, encode the new state and the output messages. Bad input is dead-lettered with
-its reason; a worker never dies of one message. A patient's state is written every
-``state_every_chunks`` changes, not on every message (``_state_writes``).
-"""
+``Processor.process_batch`` runs in a worker thread (one executor call per micro-batch): decode each message, load
+the patient's state (cached, checked against the table's bytes: ``_state_cache``), call the pure ``Pipeline.step``,
+encode the new state and the output messages. Bad input is dead-lettered with its reason; a worker never dies of
+one message. A state is written when it matters, not on every message (``_state_writes``)."""
 
 from __future__ import annotations
 
@@ -18,18 +16,17 @@ from typing import Any, Callable
 
 from bpstream.filters import ChunkError, Reason
 
-from ._codec import (DEADLETTER_KEY_MAX, decode_command, decode_waveform, deadletter_doc, dumps, estimate_doc,
+from bpstream.stream.config import Settings
+from bpstream.stream.core import (DeadLetter, Event, EventKind, Flush, MessageError, PatientState, Pipeline, StateError,
+                                  WindowResult, salvage_counters, state_from_bytes, state_to_bytes)
+from ._codec import (DEADLETTER_KEY_MAX, deadletter_doc, decode_command, decode_waveform, dumps, estimate_doc,
                      event_doc)
 from ._codec import model_info as _model_info
-from bpstream.stream.core import MessageError
 from ._fhir import observation
 from ._logs import where
-from ._state_writes import DeferredWrites, Dirty
-from bpstream.stream.core import DeadLetter, Event, EventKind, Flush, WindowResult
 from ._schemas import Limits
-from bpstream.stream.config import Settings
-from bpstream.stream.core import StateError, salvage_counters, state_from_bytes, state_to_bytes
-from bpstream.stream.core import PatientState, Pipeline
+from ._state_cache import StateCache
+from ._state_writes import DeferredWrites, Dirty
 
 __all__ = ["Processor", "Item", "Result", "Sink"]
 
@@ -78,7 +75,7 @@ class Processor(DeferredWrites):
         self.clock = clock
         self.counts: Counter[str] = Counter()  # the one count of each concept (log line and /metrics)
         self.observe_step_s: Callable[[float], None] = lambda seconds: None  # /metrics' latency histogram
-        self._cache: dict[bytes, tuple[bytes, PatientState]] = {}
+        self._cache = StateCache(settings.state_cache_patients, lambda k: k in self._dirty or k in self._held)
         self._model = _model_info(self.method)
         # patients with chunks held behind a missing seq: key -> (monotonic time of their last chunk, bed, monitor)
         self._held: dict[bytes, tuple[float, str | None, str | None]] = {}
@@ -186,7 +183,7 @@ class Processor(DeferredWrites):
                 mine = changers.get(key, [])
                 results[i].new_state = self._keep(key, state, items[i].state_bytes, [items[j] for j in mine],
                                                   key in urgent)
-                for j in mine if results[i].new_state is None else ():
+                for j in mine if self.deferred(key) else ():
                     results[j].deferred = True
             if not state.held:
                 self._held.pop(key, None)
@@ -215,6 +212,9 @@ class Processor(DeferredWrites):
     def gap_waiting(self) -> int:
         """How many patients have chunks held behind a missing seq right now."""
         return len(self._held)
+
+    def holds(self, key: bytes) -> bool:  # chunks held behind a missing seq
+        return key in self._held
 
     def flush(self, key: bytes, state_bytes: bytes | None) -> Result:
         """Apply a quiet patient's held chunks (``Flush``): the windows they complete are published."""

@@ -6,6 +6,13 @@ messages' results say ``deferred``: the agent keeps those messages unacknowledge
 input offsets only up to what written states cover, and a worker that takes the partition over restores
 the last written state and replays exactly the messages after it (the step ignores a repeat by its seq).
 
+Chunks held behind a missing seq (the reorder buffer, up to ``BPSTREAM_REORDER_S`` of samples) are never
+written in the table: a patient holding chunks stays deferred, so their messages stay unacknowledged input,
+and a worker that takes over gets them again by replay. A command or new calibration that must be written
+at once is written without them (the patient stays deferred: rebuilt from those bytes, its unwritten messages
+are repeats up to the held ones, which are held again). Only while the group rebalances is such a state
+written whole, so that no message stays unacknowledged when the partition is given up.
+
 ``DeferredWrites`` is that half of the worker's ``Processor`` (a mixin over its state cache, counts and
 decoder), kept in its own module.
 """
@@ -46,7 +53,8 @@ class DeferredWrites:
         ``table_bytes``: the table's value the batch was given for the patient."""
         dirty = self._dirty.get(key)
         changes = (dirty.changes if dirty else 0) + len(changed)
-        if urgent or changes >= self.settings.state_every_chunks:
+        write = urgent or (changes >= self.settings.state_every_chunks and not state.held)
+        if write and not state.held:
             new = state_to_bytes(state)
             self._cache[key] = (new, state)
             self._dirty.pop(key, None)
@@ -56,9 +64,13 @@ class DeferredWrites:
             dirty = self._dirty[key] = Dirty(table_bytes, 0, time.monotonic())
         dirty.changes = changes
         dirty.items += changed
-        self._cache[key] = (dirty.base, state)  # the table still holds ``base``; the state in memory is newer
-        self.counts["state:deferred"] += len(changed)
-        return None
+        if write:  # urgent with chunks held: written without them; the patient stays deferred (module docstring)
+            dirty.base = state_to_bytes(state, held=False)
+            self.counts["state:written"] += 1
+        else:
+            self.counts["state:deferred"] += len(changed)
+        self._cache[key] = (dirty.base, state)  # the table holds ``base``; the state in memory is newer
+        return dirty.base if write else None
 
     def _snapshot(self, keys) -> dict:
         """The deferred bookkeeping of ``keys`` as it is now, for ``_forget`` after a failed step."""
@@ -97,7 +109,7 @@ class DeferredWrites:
 
     def deferred(self, key: bytes) -> bool:
         """Whether the patient's state in memory is ahead of the table (its messages must stay unacknowledged).
-        False once it is written, and also when the table moved on without us (another worker wrote a state
+        False once it is written whole (not while written without held chunks), and also when the table moved on without us (another worker wrote a state
         that covers those messages) or a rebuild failed: the agent then acknowledges them (``settle``)."""
         return key in self._dirty
 
@@ -105,12 +117,16 @@ class DeferredWrites:
         """How many patients have a state in memory newer than the table's."""
         return len(self._dirty)
 
-    def write(self, key: bytes) -> bytes | None:
-        """The bytes of a deferred patient's state, to write now (None: nothing unwritten)."""
+    def write(self, key: bytes, rebalancing: bool = False) -> bytes | None:
+        """The bytes of a deferred patient's state, to write now (None: nothing to write). A state holding
+        chunks behind a missing seq is written only while the group rebalances (with them: this worker's
+        unacknowledged messages must be settled before it gives the partition up)."""
         if key in self._dirty and key not in self._cache:  # dropped after a failed step: rebuilt, not lost
             self._rebuild(key)
-        dirty = self._dirty.pop(key, None)
         hit = self._cache.get(key)
+        if key in self._dirty and hit is not None and hit[1].held and not rebalancing:
+            return None
+        dirty = self._dirty.pop(key, None)
         if dirty is None or hit is None:
             return None
         new = state_to_bytes(hit[1])
