@@ -116,10 +116,10 @@ def test_the_worker_batch_isolates_a_message_the_batched_path_fails_on(monkeypat
     real = Pipeline.decide
     fault_t = t0["f362s"] + 14.0  # the window f362s' chunk 6 completes
 
-    def decide(self, state, window, *args):
+    def decide(self, state, window, *args, **kwargs):
         if abs(window.t_end_s - fault_t) < 1e-6:
             raise RuntimeError("a fault in the step")
-        return real(self, state, window, *args)
+        return real(self, state, window, *args, **kwargs)
 
     monkeypatch.setattr(Pipeline, "decide", decide)
     got = Processor(settings, Pipeline(config), clock=lambda: T0 + 60).process_batch(items)

@@ -9,7 +9,8 @@ micro-batch across patients, or a block of a record in ``validate``) goes in thr
 
 1. in message order, each chunk is put in its patient's order (``_order.admit``) and cut by the
    patient's own windower (the windows are cut once, on the real state);
-2. every window of the run is measured in batches (this module);
+2. every window of the run is measured in batches (this module), and each patient's windows of the run go
+   through its input gate as a batch, in its stream order (the gate's state depends on nothing else);
 3. in message order, each window goes through the gates (with its measures), the estimators and the
    calibration logic of its patient.
 
@@ -32,7 +33,7 @@ from bpstream.filters import QualityThresholds, Window
 from ._gates import LabelMode
 from ._messages import ChunkMessage, Message, Output
 
-__all__ = ["measure_windows", "measure_labels", "take_row", "step_many"]
+__all__ = ["measure_windows", "measure_labels", "take_row", "take_rows", "step_many"]
 
 BATCH = 64  # windows per vectorized call (the measured knee of the cost per window)
 
@@ -53,23 +54,67 @@ def take_row(obj, i: int, n: int):
     return obj
 
 
+def take_rows(obj, rows: np.ndarray, n: int):
+    """Windows ``rows`` (ascending) of a batch result, as a batch of ``len(rows)`` (``take_row`` for several)."""
+    if isinstance(obj, np.ndarray):
+        return obj[rows] if obj.ndim >= 1 and obj.shape[0] == n else obj
+    names = _field_names(type(obj))
+    if names is not None:
+        return type(obj)(**{name: take_rows(getattr(obj, name), rows, n) for name in names})
+    return obj
+
+
+def _measure_parts(windows: Sequence[Window], fs_hz: float, thresholds: QualityThresholds,
+                   batch: int = BATCH) -> list[tuple[list[int], Any]]:
+    """``(window indices, their InputMeasures as one batch)`` per batch of windows of one shape."""
+    from bpstream.filters import measure_input
+
+    parts = []
+    for a in range(0, len(windows), batch):
+        by_shape: dict[tuple, list[int]] = {}
+        for i in range(a, min(a + batch, len(windows))):
+            by_shape.setdefault((np.shape(windows[i].ecg), np.shape(windows[i].ppg)), []).append(i)
+        for part in by_shape.values():
+            parts.append((part, measure_input(np.stack([windows[i].ecg for i in part]),
+                                              np.stack([windows[i].ppg for i in part]), fs_hz, thresholds)))
+    return parts
+
+
 def measure_windows(windows: Sequence[Window], fs_hz: float, thresholds: QualityThresholds,
                     batch: int = BATCH) -> list:
     """The input measures of each window alone (``InputMeasures``), measured in batches of windows of
     one shape."""
-    from bpstream.filters import measure_input
-
     out: list = [None] * len(windows)
-    for a in range(0, len(windows), batch):
-        idx = list(range(a, min(a + batch, len(windows))))
-        by_shape: dict[tuple, list[int]] = {}
-        for i in idx:
-            by_shape.setdefault((np.shape(windows[i].ecg), np.shape(windows[i].ppg)), []).append(i)
-        for part in by_shape.values():
-            m = measure_input(np.stack([windows[i].ecg for i in part]), np.stack([windows[i].ppg for i in part]),
-                              fs_hz, thresholds)
-            for j, i in enumerate(part):
-                out[i] = take_row(m, j, len(part))
+    for part, m in _measure_parts(windows, fs_hz, thresholds, batch):
+        for j, i in enumerate(part):
+            out[i] = take_row(m, j, len(part))
+    return out
+
+
+def _input_verdicts(cut: list, windows: Sequence[Window], basis: tuple) -> list:
+    """Each window's input verdict. A patient's windows of the run go through its input gate in stream order
+    as batches (consecutive windows measured in one part), before pass 3: the gate's state is touched by
+    nothing else, and a batch gives the verdicts the windows give one by one (tests/test_step_many.py)."""
+    parts = _measure_parts(windows, *basis)
+    where = {i: (p, j) for p, (idx, _) in enumerate(parts) for j, i in enumerate(idx)}
+    mine: dict[int, tuple[Any, list[int]]] = {}  # id(state) -> (state, its window indices in order)
+    k = 0
+    for _, state, ws in cut:
+        ks = mine.setdefault(id(state), (state, []))[1]
+        ks.extend(range(k, k + len(ws)))
+        k += len(ws)
+    out: list = [None] * len(windows)
+    for state, ks in mine.values():
+        a = 0
+        while a < len(ks):
+            p, b = where[ks[a]][0], a
+            while b < len(ks) and where[ks[b]][0] == p:
+                b += 1
+            idx, m = parts[p]
+            rows = take_rows(m, np.array([where[x][1] for x in ks[a:b]]), len(idx))
+            for x, v in zip(ks[a:b], state.gates.inputs([windows[x] for x in ks[a:b]], (basis, rows))):
+                out[x] = v
+            a = b
     return out
 
 
@@ -133,10 +178,10 @@ def _run(pipeline: Any, states, messages, span: range, results: list[list[Output
     if not windows:
         return
     basis = (c.fs_hz, QualityThresholds())  # what every patient's InputFilter measures with
-    inputs = measure_windows(windows, *basis)
+    verdicts = _input_verdicts(cut, windows, basis)
     labels = measure_labels(windows) if LabelMode(c.label_filter) is LabelMode.FULL else [None] * len(windows)
     k = 0
     for i, state, ws in cut:
         for w in ws:
-            results[i].extend(pipeline.decide(state, w, (basis, inputs[k]), labels[k]))
+            results[i].extend(pipeline.decide(state, w, labels=labels[k], verdict=verdicts[k]))
             k += 1

@@ -59,17 +59,17 @@ class Gates:
             (fs_hz, thresholds), m = measured
             if m is not None and fs_hz == f.fs_hz and thresholds == f.thresholds:
                 measures = m
-        q = self.input_filter_.update(window.ecg, window.ppg, measures)
-        return InputVerdict(
-            usable=bool(q.usable[0]),
-            reasons=tuple(q.reasons[0]),
-            ecg_score=float(q.ecg_score[0]),
-            ppg_score=float(q.ppg_score[0]),
-            ecg_hr_bpm=_finite_or_none(q.ecg_hr_bpm[0]),
-            ppg_hr_bpm=_finite_or_none(q.ppg_hr_bpm[0]),
-            ecg_usable=bool(q.ecg_usable[0]),
-            ppg_usable=bool(q.ppg_usable[0]),
-        )
+        return _verdict(self.input_filter_.update(window.ecg, window.ppg, measures), 0)
+
+    def inputs(self, windows: list[Window], measured: tuple) -> list[InputVerdict]:
+        """The verdicts of consecutive windows of the patient, in stream order, from their measures as one
+        batch (``((fs_hz, thresholds), InputMeasures)``): the verdicts ``input`` gives them one by one."""
+        (fs_hz, thresholds), m = measured
+        f = self.input_filter_
+        if fs_hz != f.fs_hz or thresholds != f.thresholds:
+            return [self.input(w) for w in windows]
+        q = f.update(None, None, m)
+        return [_verdict(q, r) for r in range(len(windows))]
 
     def label(self, window: Window, quality: InputVerdict, measured: tuple | None = None) -> Reference:
         """The arterial label of the window: jSQI on a rolling beat buffer, event masks, cross-checks
@@ -94,6 +94,14 @@ class Gates:
         reading = CuffReading(cmd.command_id, cmd.measured_at_s, cmd.sbp_mmhg, cmd.dbp_mmhg, cmd.map_mmhg, cmd.source)
         label = cuff_reference(reading, stream_t_s=stream_t_s, max_future_s=horizon_s)
         return (label, None) if label.usable else (None, label.reasons[0])
+
+
+def _verdict(q, r: int) -> InputVerdict:
+    """Row ``r`` of an ``InputQuality``."""
+    return InputVerdict(usable=bool(q.usable[r]), reasons=tuple(q.reasons[r]), ecg_score=float(q.ecg_score[r]),
+                        ppg_score=float(q.ppg_score[r]), ecg_hr_bpm=_finite_or_none(q.ecg_hr_bpm[r]),
+                        ppg_hr_bpm=_finite_or_none(q.ppg_hr_bpm[r]), ecg_usable=bool(q.ecg_usable[r]),
+                        ppg_usable=bool(q.ppg_usable[r]))
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -23,7 +23,7 @@ from bpstream.filters import Reason, Reference, Window, Windower
 from bpstream.models import Estimate, Estimator, Validity, make_estimator
 
 from ._batch import step_many
-from ._gates import Gates
+from ._gates import Gates, InputVerdict
 from ._journal import record as journal_record, rewind, snapshot_due, take_snapshot, target as journal_target
 from ._order import admit, close_episode, flush as flush_held
 from ._messages import (
@@ -147,12 +147,13 @@ class Pipeline:
         return windows
 
     def decide(self, state: PatientState, window: Window, inputs: tuple | None = None,
-               labels: tuple | None = None) -> list[Output]:
+               labels: tuple | None = None, verdict: InputVerdict | None = None) -> list[Output]:
         """One window of the patient, in stream order: gates, estimates, calibration, adaptation.
         ``inputs``: ``((fs_hz, thresholds), InputMeasures)`` and ``labels``: ``(fs_hz, AbpMeasures)`` measured
-        ahead in a batch (``_batch``); the outputs are the same with or without them."""
+        ahead in a batch (``_batch``), or ``verdict``: the input gate's verdict on this window, already taken
+        (``Gates.inputs``, in stream order); the outputs are the same with or without them."""
         c = self.config
-        quality = state.gates.input(window, inputs)
+        quality = verdict if verdict is not None else state.gates.input(window, inputs)
         reference = None
         if window.abp is not None:
             reference = state.gates.label(window, quality, labels)
