@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ._stateful import stateful
 
 import numpy as np
@@ -64,20 +66,22 @@ class Windower:
             if role not in chunk.signals:
                 raise ChunkError(f"chunk has no {role} channel")
         roles = [r for r in (*REQUIRED_ROLES, *OPTIONAL_ROLES) if r in chunk.signals]
-        durations = []
+        durations, layout = [], []
         for role in roles:
             fs_hz = float(chunk.fs_hz.get(role, 0.0))
-            if not np.isfinite(fs_hz) or fs_hz <= 0:
+            if not math.isfinite(fs_hz) or fs_hz <= 0:
                 raise ChunkError(f"{role} has no finite positive sampling rate")
-            n = np.asarray(chunk.signals[role]).shape
+            x = chunk.signals[role]
+            n = x.shape if isinstance(x, np.ndarray) else np.shape(x)
             if len(n) != 1:
                 raise ChunkError(f"{role} samples must be one-dimensional")
             durations.append(n[0] / fs_hz)
-        if max(durations) - min(durations) > 1.5 / min(float(chunk.fs_hz[r]) for r in roles):
+            layout.append((role, fs_hz))
+        if max(durations) - min(durations) > 1.5 / min(fs for _, fs in layout):
             raise ChunkError("channels of one chunk cover different durations")
         if not np.isfinite(chunk.t_start_s):
             raise ChunkError("chunk start time is not finite")
-        return tuple((r, float(chunk.fs_hz[r])) for r in roles)
+        return tuple(layout)
 
     def _reset(self, chunk: Chunk, layout: tuple[tuple[str, float], ...]) -> None:
         self.segment_ += 1
