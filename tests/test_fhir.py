@@ -168,6 +168,28 @@ def test_subject_reference_from_patient_id(worker_pairs):
         observation(dict(doc, schema="bp.events.v1"))
 
 
+def test_subject_by_identifier_in_the_configured_system(worker_pairs):
+    """With BPSTREAM_FHIR_PATIENT_SYSTEM every subject is a logical reference in that system (a server that checks
+    references accepts it without a Patient of that id), whatever the id's characters; the worker and tail use it."""
+    from bpstream.stream.config import Settings, SettingsError
+    from bpstream.stream.kafka._tail import render
+
+    doc, system = worker_pairs[0][0], "urn:oid:1.2.36.146.595.217.0.1"
+    want = {"identifier": {"system": system, "value": doc["patient_id"]}}
+    assert observation(doc, system)["subject"] == want
+    assert Observation.model_validate(observation(doc, system)).subject.identifier.system == system
+    assert observation(dict(doc, patient_id="mrn:12_3"), system)["subject"]["identifier"]["value"] == "mrn:12_3"
+    assert json.loads(render(doc, False, "fhir", system))["subject"] == want
+    settings = Settings.from_env({"BPSTREAM_FHIR_OUTPUT": "true", "BPSTREAM_FHIR_PATIENT_SYSTEM": system})
+    out = _worker_outputs("f362s", settings, n_chunks=8)
+    subjects = [v["subject"] for k, v in out if k == "fhir"]
+    assert subjects and all(s == {"identifier": {"system": system, "value": subjects[0]["identifier"]["value"]}}
+                            for s in subjects)
+    for bad in ("mrn", "http:/x", "urn:a b"):
+        with pytest.raises(SettingsError, match="FHIR_PATIENT_SYSTEM"):
+            Settings(fhir_patient_system=bad).validated()
+
+
 def test_tail_format_fhir_prints_observations(worker_pairs, capsys):
     doc, obs = worker_pairs[-1]
     assert json.loads(render(doc, False, "fhir")) == obs

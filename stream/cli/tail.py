@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             if args.patient and key != args.patient.encode():
                 continue
             try:
-                line = render(doc, topic == settings.topic_events, fmt)
+                line = render(doc, topic == settings.topic_events, fmt, settings.fhir_patient_system)
             except (KeyError, TypeError, ValueError):  # not a document of this schema (no content echoed)
                 print(f"bpstream tail: skipped a message of {topic} that is not a known document", file=sys.stderr)
                 continue

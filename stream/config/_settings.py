@@ -49,6 +49,7 @@ class Settings:
     topic_deadletter: str = "bp.deadletter.v1"
     fhir_output: bool = False  # BPSTREAM_FHIR_OUTPUT: the worker also sends each estimate as a FHIR R4 Observation ...
     topic_fhir: str = "bp.estimates.fhir.v1"  # ... to this topic (key = patient id, like the estimates)
+    fhir_patient_system: str = ""  # URI of the patient identifier system: subjects by identifier (see _fhir)
     partitions: int = 8  # waveforms, commands, outputs and the state changelog: all the same count
     replication: int = 1
 
@@ -123,6 +124,8 @@ class Settings:
             raise SettingsError("BPSTREAM_BOARD_HOST is empty")
         if self.state_every_chunks < 1 or not self.state_max_age_s >= 0:
             raise SettingsError("BPSTREAM_STATE_EVERY_CHUNKS must be >= 1 and BPSTREAM_STATE_MAX_AGE_S >= 0")
+        if self.fhir_patient_system and not re.fullmatch(r"(urn:|https?://)\S+", self.fhir_patient_system):
+            raise SettingsError("BPSTREAM_FHIR_PATIENT_SYSTEM must be an absolute URI (urn:..., http(s)://...)")
         if self.state_cache_patients < 1:
             raise SettingsError("BPSTREAM_STATE_CACHE_PATIENTS must be >= 1")
         if not self.time_max_ahead_s >= 0:

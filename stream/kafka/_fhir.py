@@ -30,8 +30,11 @@ derived from the vital-signs profile):
   has NO values: each component carries ``dataAbsentReason`` (``error`` for rejected input,
   ``temp-unknown`` while a calibration is missing or old) and the validity and quality reasons are in
   ``note`` and in one ``valueCode`` extension per reason.
-- ``subject``: ``Patient/<patient_id>`` when the id is a valid FHIR id (``[A-Za-z0-9.-]{1,64}``), else
-  a logical reference by identifier (bpstream patient ids may also hold ``_`` and ``:``).
+- ``subject``: with ``patient_system`` (``BPSTREAM_FHIR_PATIENT_SYSTEM``, the URI of the hospital's patient
+  identifier system, e.g. its MRN namespace) always a logical reference by identifier with that system, which
+  a server accepts without a Patient resource of that id. Without it, ``Patient/<patient_id>`` when the id is
+  a valid FHIR id (``[A-Za-z0-9.-]{1,64}``; a server that checks references refuses it unless that Patient
+  exists), else a logical reference by identifier without a system (ids may also hold ``_`` and ``:``).
 - ``id``: a UUID derived from the patient id and the estimate ``seq`` (so a window published again,
   after a failover, gets the same id: an idempotent ``PUT``).
 """
@@ -119,8 +122,11 @@ def _component(quantity: str, doc_q: Mapping[str, Any] | None, validity: Validit
     return component
 
 
-def subject(patient_id: str) -> dict:
-    """``Patient/<id>`` for an id FHIR accepts, else a logical reference by identifier."""
+def subject(patient_id: str, patient_system: str | None = None) -> dict:
+    """A logical reference by identifier in ``patient_system``; without one, ``Patient/<id>`` for an id FHIR
+    accepts, else a logical reference by identifier alone."""
+    if patient_system:
+        return {"identifier": {"system": patient_system, "value": patient_id}}
     if _FHIR_ID.match(patient_id):
         return {"reference": f"Patient/{patient_id}"}
     return {"identifier": {"value": patient_id}}
@@ -142,8 +148,9 @@ def _device(model: Mapping[str, Any]) -> dict:
     return device
 
 
-def observation(doc: Mapping[str, Any]) -> dict:
-    """The FHIR R4 Observation (a JSON-ready dict) of one ``bp.estimates.v1`` document."""
+def observation(doc: Mapping[str, Any], patient_system: str | None = None) -> dict:
+    """The FHIR R4 Observation (a JSON-ready dict) of one ``bp.estimates.v1`` document; ``patient_system``: see
+    ``subject``."""
     if doc.get("schema") != ESTIMATES:
         raise ValueError(f"not a {ESTIMATES} document")
     validity = Validity(doc["validity"])
@@ -157,7 +164,7 @@ def observation(doc: Mapping[str, Any]) -> dict:
         "category": [{"coding": [_coding(CATEGORY, "vital-signs", "Vital Signs")], "text": "Vital Signs"}],
         "code": {"coding": [_coding(LOINC, PANEL["loinc"], PANEL["loinc_display"]),
                             _coding(MDC, PANEL["mdc_code"], PANEL["mdc_ref_id"])], "text": PANEL["text"]},
-        "subject": subject(str(doc["patient_id"])),
+        "subject": subject(str(doc["patient_id"]), patient_system),
         "effectivePeriod": {"start": doc["window_start"], "end": doc["window_end"]},
         "method": {"text": METHOD_TEXT},
         "device": {"reference": "#estimator"},

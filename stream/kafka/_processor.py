@@ -253,7 +253,7 @@ class Processor(DeferredWrites):
                                    bed=bed, monitor_id=monitor)
                 result.sends.append((Sink.ESTIMATES, item.key, dumps(doc)))
                 if self.settings.fhir_output:  # the same document, as a FHIR R4 Observation (pure mapping)
-                    result.sends.append((Sink.FHIR, item.key, dumps(observation(doc))))
+                    result.sends.append((Sink.FHIR, item.key, dumps(observation(doc, self.settings.fhir_patient_system))))
                 counts["estimates"] += 1
                 counts[f"validity:{doc['validity']}"] += 1
             elif isinstance(out, DeadLetter):  # the step's verdict on this message (e.g. msg_late)

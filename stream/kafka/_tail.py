@@ -38,14 +38,14 @@ def format_event(doc: dict) -> str:
     return f"{(doc.get('at') or doc['published_at'])[11:19]} {doc['patient_id']:<12} event {doc['type']}{reason}"
 
 
-def render(doc: dict, is_event: bool, fmt: str) -> str:
-    """One output line for a decoded document of the estimates (or events) topic."""
+def render(doc: dict, is_event: bool, fmt: str, patient_system: str | None = None) -> str:
+    """One output line for a decoded document of the estimates (or events) topic (``patient_system``: FHIR)."""
     if fmt == "json":
         return json.dumps(doc)
     if fmt == "fhir":
         from ._fhir import observation
 
-        return json.dumps(observation(doc))
+        return json.dumps(observation(doc, patient_system))
     return format_event(doc) if is_event else format_estimate(doc)
 
 
