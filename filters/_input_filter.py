@@ -88,7 +88,10 @@ class InputFilter:
         base = usable_except_template(m, th).tolist()
         has_beats = np.any(pq.template != 0.0, axis=1).tolist()
         zb = m.ppg_template_z if m.ppg_template_z is not None else zscore_rows(pq.template)  # z-scored mean beats
-        run_all = (zb @ _z(self.template_)).tolist() if n else []
+        # one dot product per row, never a matrix-vector product: BLAS gives a row of a many-row product other
+        # last bits than the row alone, and a window's verdict must not depend on the batch it came in
+        zt0 = _z(self.template_)
+        run_all = [float(row @ zt0) for row in zb]
         amps = pq.amplitude.tolist()
         scales = pq.template.std(axis=1).tolist() if n else []
         alpha = float(self.template_alpha)

@@ -130,3 +130,38 @@ def test_the_worker_batch_isolates_a_message_the_batched_path_fails_on(monkeypat
         if key != b"f362s":
             assert got[i].sends == want[i].sends, i
     assert sum(kind == "estimates" for r in got for kind, _, _ in r.sends) >= 4  # the others were estimated
+
+
+def test_the_input_gate_judges_a_batch_bit_for_bit_as_its_windows_one_by_one(streams):
+    """The batched pass gives a patient's input gate its windows of a run as one batch; the worker's micro-batches
+    give it one at a time. Template correlations and verdicts must be equal to the last bit (a matrix-vector
+    product over the batch would not be: BLAS sums a row of a many-row product differently)."""
+    from bpstream.filters import InputFilter, QualityThresholds, Windower, measure_input
+    from bpstream.stream.core._batch import take_row
+
+    windower = Windower()
+    windows = [w for chunk in streams["a555l"] for w in windower.update(chunk)]
+    n = len(windows)
+    m = measure_input(np.stack([w.ecg for w in windows]), np.stack([w.ppg for w in windows]), 125.0,
+                      QualityThresholds())
+    batch, alone = InputFilter(fs_hz=125.0), InputFilter(fs_hz=125.0)
+    q = batch.update(None, None, m)
+    singles = [alone.update(None, None, take_row(m, i, n)) for i in range(n)]
+    assert n > 30 and np.isfinite(q.ppg_template_corr).sum() > 20 and batch.n_template_updates_ > 5
+    for name in ("ppg_template_corr", "usable", "ecg_score", "ppg_score", "ecg_hr_bpm", "ppg_hr_bpm"):
+        want = np.concatenate([getattr(s, name) for s in singles])
+        assert np.array_equal(getattr(q, name), want, equal_nan=True), name
+    assert list(q.reasons) == [r for s in singles for r in s.reasons]
+    for k, v in batch.state_dict().items():
+        assert np.array_equal(v, alone.state_dict()[k], equal_nan=True), k
+    # a seeded gate whose template does not move in the batch (every window fails an ECG rule): every window's
+    # correlation comes from the batch's first pass over the template, the case a matrix product got wrong
+    th = QualityThresholds(ecg_kurtosis_min=1e9)
+    m = measure_input(np.stack([w.ecg for w in windows]), np.stack([w.ppg for w in windows]), 125.0, th)
+    batch, alone = InputFilter(fs_hz=125.0, thresholds=th), InputFilter(fs_hz=125.0, thresholds=th)
+    for f in (batch, alone):
+        f.template_, f.n_template_updates_ = np.asarray(m.ppg_template_z[3], np.float64).copy(), 1
+    q = batch.update(None, None, m)
+    want = np.concatenate([alone.update(None, None, take_row(m, i, n)).ppg_template_corr for i in range(n)])
+    assert batch.n_template_updates_ == 1 and np.isfinite(want).sum() > 20
+    assert np.array_equal(q.ppg_template_corr, want, equal_nan=True)
