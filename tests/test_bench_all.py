@@ -81,13 +81,13 @@ def test_bench_perf_command_writes_the_flat_keys(tmp_path, capsys):
     peaks = doc["perf"]["state_peaks"]
     single, encode = doc["perf"]["stages"]["infer_single_ms"], peaks["encode_ms_median"]
     assert doc["work_as_run_ms_per_msg"] == round(doc["work_ms_per_msg"] + (single - st["infer"]) / 2 + encode, 4)
-    # the state's largest value after any message, in order and behind a lost chunk (written without the chunks
-    # held behind the gap; whole, with them, only at a rebalance: reported beside, larger)
+    # the state's largest value written after any message, in order and behind a lost chunk (not written while
+    # chunks are held behind the gap; that state, written only by a command, a rebalance or a stop, beside: larger)
     assert peaks["max_bytes_in_order"] >= doc["perf"]["replay"]["state_bytes_max"]
-    held = peaks["max_bytes_written_at_a_rebalance_with_chunks_held"]
+    held = peaks["max_bytes_with_chunks_held"]
     assert held > max(peaks["max_bytes_one_chunk_lost"], peaks["max_bytes_in_order"])
     assert doc["state_bytes_per_patient"] == max(peaks["max_bytes_one_chunk_lost"], peaks["max_bytes_in_order"])
-    assert doc["state_bytes_at_a_rebalance"] == held
+    assert doc["state_bytes_with_chunks_held"] == held
     out = capsys.readouterr().out
     assert "replay_x_realtime" in out and "stage ms/window: filters" in out  # the table
 

@@ -73,8 +73,9 @@ def _window_ends(docs) -> list[float]:
     return [round(from_iso(d["window_end"]) - START_S, 3) for d in docs if d.get("patient_id") == PATIENT]
 
 
-def _take_over(settings, tmp_path, path, t_from_s: float, expected: set[float]):
-    """Worker B starts, the record goes on from ``t_from_s`` to 120 s; (every estimate, every event, B's pid)."""
+def _take_over(settings, tmp_path, path, t_from_s: float, expected: set[float], before_stop=None):
+    """Worker B starts, the record goes on from ``t_from_s`` to 120 s, then ``before_stop(b)``, then B is stopped
+    (SIGTERM); (every estimate, every event, B's pid, how long B's stop took)."""
     b = WorkerProcess(settings, tmp_path, "b")
     try:
         b.wait_ready()
@@ -83,10 +84,14 @@ def _take_over(settings, tmp_path, path, t_from_s: float, expected: set[float]):
         docs = read_topic(settings, settings.topic_estimates, lambda ds: expected <= set(_window_ends(ds)))
         time.sleep(2.0)  # B's events of the last batch
         events = read_to_end(settings, settings.topic_events)
+        if before_stop is not None:
+            before_stop(b)
     finally:
+        t0 = time.monotonic()
         b.stop()
+        stop_s = time.monotonic() - t0
     assert "Traceback" not in b.log(), b.log()[-3000:]
-    return docs, events, b.process.pid
+    return docs, events, b.process.pid, stop_s
 
 
 def _assert_as_in_process(mine: list[dict], windows: dict) -> None:
@@ -131,7 +136,7 @@ def test_recovery_restores_the_written_state_and_replays_from_the_offset_it_cove
         a.kill()
 
         expected = {round(w.t_end_s, 3) for w in run.windows if w.t_end_s <= 120.0}
-        docs, events, b_pid = _take_over(settings, tmp_path, path, 2.0 * sent, expected)
+        docs, events, b_pid, _ = _take_over(settings, tmp_path, path, 2.0 * sent, expected)
     finally:
         a.stop()
     by_b = [d for d in docs if d.get("patient_id") == PATIENT and int(d["_worker"].rsplit(":", 1)[1]) == b_pid]
@@ -199,9 +204,25 @@ def test_chunks_held_behind_a_gap_are_never_written_and_come_back_by_replay(brok
         # chunks 0 .. LOST-1 are at offsets 0 .. LOST-1; the held ones after them stay uncommitted
         assert _committed(settings, part) == LOST, a.log()[-3000:]
         a.kill()
-        docs, events, b_pid = _take_over(settings, tmp_path, path, c * (LOST + 4), set(windows))
+
+        def hold_at_the_end(b) -> None:  # chunk 60 lost, 61-62 held by B when it is stopped
+            replay(settings, path, speed=0, calibration="off", start_s=START_S, t_from_s=c * 61, t_to_s=c * 63,
+                   ids=[PATIENT])
+            deadline = time.monotonic() + 60
+            while _metrics(port)["bpstream_patients_gap_waiting"][()] != 1:
+                assert time.monotonic() < deadline, f"B never held the chunks: {b.log()[-3000:]}"
+                time.sleep(0.5)
+
+        docs, events, b_pid, stop_s = _take_over(settings, tmp_path, path, c * (LOST + 4), set(windows),
+                                                 hold_at_the_end)
     finally:
         a.stop()
+    # B's clean stop wrote its deferred state whole (held chunks included) and so left nothing unacknowledged:
+    # faust's stop waits for unacknowledged messages without a timeout (the worker's own bound is 10 s)
+    assert stop_s < 8.0, stop_s
+    last = state_from_bytes(_last_state(settings), pipeline_for(settings))
+    assert [h[0] for h in last.held] == [61, 62] and last.last_seq == 59
+    assert _committed(settings, part) == 61  # every message: 0-59 without 10, then 61 and 62
     mine = [d for d in docs if d.get("patient_id") == PATIENT]
     by_b = {t for d in mine if int(d["_worker"].rsplit(":", 1)[1]) == b_pid for t in _window_ends([d])}
     after_gap = {t for t in windows if t > c * LOST}

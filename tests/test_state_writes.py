@@ -259,29 +259,32 @@ def test_the_table_moving_on_ends_the_deferral_when_nothing_changes_after(chunks
 
 def test_chunks_held_behind_a_gap_are_never_written_and_their_messages_stay_unacknowledged(chunks):
     """Seq 5 lost; 6-8 held (2-s chunks: 6 s of the 10-s reorder buffer). Even at K = 1 nothing is written while
-    they are held; a command is written at once but without them; the patient stays deferred (its messages
-    unacknowledged) until the gap is given up and the whole state is written."""
+    they are held (their messages stay unacknowledged; the state rebuilt from the table and them is the one in
+    memory); the age timer leaves it; a rebalance or stop writes it whole, and so does a command."""
     from bpstream.stream.core._state_codec import state_from_bytes
 
     proc = _proc(1)
-    cal = dumps(command_doc("p-1", Calibrate("cuff-1", T0 + 9.0, 140.0, 85.0), T0 + 10))
-    values = _waves(chunks[:5]) + _waves(chunks[6:9], start=6) + [(COMMANDS, b"p-1", cal)]
-    _, results, table, history = _run(proc, values)
-    assert [r.new_state is not None for r in results] == [True] * 5 + [False] * 3 + [True]
-    assert [r.deferred for r in results] == [False] * 5 + [True] * 4
-    written = state_from_bytes(table[b"p-1"], proc.pipeline)
-    assert written.held == [] and written.last_seq == 4 and written.seen_commands  # the command, not the chunks
+    values = _waves(chunks[:5]) + _waves(chunks[6:9], start=6)
+    _, results, table, _ = _run(proc, values)
+    assert [r.new_state is not None for r in results] == [True] * 5 + [False] * 3
+    assert [r.deferred for r in results] == [False] * 5 + [True] * 3
+    assert state_from_bytes(table[b"p-1"], proc.pipeline).last_seq == 4
     memory = proc._cache[b"p-1"][1]
     assert [h[0] for h in memory.held] == [6, 7, 8] and proc.deferred(b"p-1")
-    assert proc.write(b"p-1") is None  # the age timer leaves it alone ...
-    whole = proc.write(b"p-1", rebalancing=True)  # ... a rebalance writes it whole
-    assert [h[0] for h in state_from_bytes(whole, proc.pipeline).held] == [6, 7, 8] and not proc.deferred(b"p-1")
-    # what a worker taking over rebuilds (the written bytes, then the unacknowledged messages again) is the state
-    rebuilt = state_from_bytes(table[b"p-1"], proc.pipeline)
+    rebuilt = state_from_bytes(table[b"p-1"], proc.pipeline)  # what a worker taking over rebuilds
     for value in values[5:]:
-        item = Item(value[0], 0, 0, value[1], value[2])
-        rebuilt, _ = proc.pipeline.step(rebuilt, proc._decode(item)[0])
+        rebuilt, _ = proc.pipeline.step(rebuilt, proc._decode(Item(value[0], 0, 0, value[1], value[2]))[0])
     assert state_to_bytes(rebuilt) == state_to_bytes(memory)
+    assert proc.write(b"p-1") is None and proc.deferred(b"p-1")  # the age timer leaves it alone ...
+    whole = proc.write(b"p-1", everything=True)  # ... a rebalance or stop writes it whole
+    assert [h[0] for h in state_from_bytes(whole, proc.pipeline).held] == [6, 7, 8] and not proc.deferred(b"p-1")
+    # a command while chunks are held is written at once, whole, and ends the deferral
+    proc = _proc(1)
+    cal = dumps(command_doc("p-1", Calibrate("cuff-1", T0 + 9.0, 140.0, 85.0), T0 + 10))
+    _, results, table, _ = _run(proc, values + [(COMMANDS, b"p-1", cal)])
+    assert results[-1].new_state is not None and not results[-1].deferred and not proc.deferred(b"p-1")
+    written = state_from_bytes(table[b"p-1"], proc.pipeline)
+    assert [h[0] for h in written.held] == [6, 7, 8] and written.seen_commands
 
 
 def test_the_gap_given_up_writes_the_whole_state_and_releases_the_messages(chunks):

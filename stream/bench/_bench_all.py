@@ -75,7 +75,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         flat["state_bytes_per_patient"] = max(perf["replay"]["state_bytes_max"] or 0,
                                               perf["state_peaks"]["max_bytes_in_order"],
                                               perf["state_peaks"]["max_bytes_one_chunk_lost"])
-        flat["state_bytes_at_a_rebalance"] = perf["state_peaks"]["max_bytes_written_at_a_rebalance_with_chunks_held"]
+        flat["state_bytes_with_chunks_held"] = perf["state_peaks"]["max_bytes_with_chunks_held"]
         print(f"[perf] state peaks: {perf['state_peaks']}", flush=True)
     if "stages" in parts:
         from ._bench_stages import stage_costs

@@ -200,11 +200,8 @@ def _build_object(cls: type, values: dict) -> Any:
     return obj
 
 
-def state_to_bytes(state: PatientState, *, held: bool = True) -> bytes:
-    """The state's bytes; ``held=False`` leaves out the chunks held behind a missing seq (a worker keeps those
-    as unacknowledged input, not in the table: they come back by replay after a failover)."""
-    rest = {f.name: _enc(getattr(state, f.name) if held or f.name != "held" else [])
-            for f in dataclasses.fields(state) if f.name != "estimators"}
+def state_to_bytes(state: PatientState) -> bytes:
+    rest = {f.name: _enc(getattr(state, f.name)) for f in dataclasses.fields(state) if f.name != "estimators"}
     estimators = {}
     for method, est in state.estimators.items():
         tag, version = _estimator_tag(est)

@@ -121,7 +121,7 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
         results = await asyncio.get_running_loop().run_in_executor(None, processor.process_batch, items)
         covered = []
         for ev, result in zip(events, results):
-            if ev.message.topic == settings.topic_waveforms and ev.key is not None:  # kept only while it holds
+            if ev.key is not None:  # kept only while the patient holds chunks (a reset or discharge ends that)
                 last_chunk.pop(ev.key, None)
                 if processor.holds(ev.key):
                     last_chunk[ev.key] = ev
@@ -189,19 +189,25 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 if result.new_state is not None:
                     table[key] = result.new_state
                     await written(key)
+                elif processor.holds(key):  # the flush failed: the chunks stay held, the timer tries again
+                    last_chunk[key] = ev
                 for kind, k, value in result.sends:
                     await outputs[kind].send(key=k, value=value, headers=headers)
 
     async def write_deferred() -> None:
         """States whose oldest unwritten change is ``state_max_age_s`` old; all of them during a rebalance."""
+        await write_states(bool(getattr(app, "rebalancing", False)))
+
+    async def write_states(everything: bool) -> None:
+        """``everything``: every deferred state, whole (held chunks included), so that no message stays
+        unacknowledged (a rebalance, or the worker's stop: faust then waits for them without a timeout)."""
         async with lock:
-            rebalancing = bool(getattr(app, "rebalancing", False))
-            keys = processor.stale(0.0 if rebalancing else settings.state_max_age_s)
+            keys = processor.stale(0.0 if everything else settings.state_max_age_s)
             if not keys:
                 await settle()
                 return
             loop = asyncio.get_running_loop()
-            states = await loop.run_in_executor(None, lambda: [(k, processor.write(k, rebalancing)) for k in keys])
+            states = await loop.run_in_executor(None, lambda: [(k, processor.write(k, everything)) for k in keys])
             for key, new in states:
                 evs = pending.get(key)
                 if new is None or not evs:
@@ -213,6 +219,16 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
 
     # even at K = 1 a patient holding chunks behind a missing seq is deferred (_state_writes): written at a rebalance
     app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))(write_deferred)
+    app.bpstream_before_stop = lambda: write_states(True)  # called by the app's on_stop (app.py), timers stopped
+
+    @app.on_partitions_assigned.connect
+    async def _forget_moved(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        """After a rebalance, a patient whose partition went to another worker is not flushed here any more (its
+        new owner holds its chunks: written whole by the rebalance)."""
+        mine = {tp.partition for tp in assigned or () if tp.topic in (settings.topic_waveforms, settings.topic_commands)}
+        for key in [k for k, ev in last_chunk.items() if ev.message.partition not in mine]:
+            last_chunk.pop(key, None)
+            processor.revoked(key)
 
     @app.timer(interval=30.0)
     async def report_counts() -> None:

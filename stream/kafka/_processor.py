@@ -34,9 +34,7 @@ log = logging.getLogger("bpstream.worker")
 
 
 @dataclass
-class Item:
-    """One consumed message, as the agent hands it to the executor."""
-
+class Item:  # one consumed message, as the agent hands it to the executor
     topic: str
     partition: int | None
     offset: int | None
@@ -45,9 +43,7 @@ class Item:
     state_bytes: bytes | None = None  # the table's current value for the key
 
 
-class Sink(str, Enum):
-    """Where an output of the worker goes (one output topic each)."""
-
+class Sink(str, Enum):  # where an output of the worker goes (one output topic each)
     ESTIMATES = "estimates"
     EVENTS = "events"
     DEADLETTER = "deadletter"
@@ -187,8 +183,8 @@ class Processor(DeferredWrites):
                     results[j].deferred = True
             if not state.held:
                 self._held.pop(key, None)
-            elif key in waves:
-                self._held[key] = (time.monotonic(), *waves[key])
+            elif key in waves or key not in self._held:  # (a taken-over state's first message may be a command)
+                self._held[key] = (time.monotonic(), *waves.get(key, (None, None)))
         return results
 
     def _decode(self, item: Item) -> tuple[Any, str | None, str | None]:
@@ -215,6 +211,9 @@ class Processor(DeferredWrites):
 
     def holds(self, key: bytes) -> bool:  # chunks held behind a missing seq
         return key in self._held
+
+    def revoked(self, key: bytes) -> None:  # its partition went to another worker: no idle flush here
+        self._held.pop(key, None)
 
     def flush(self, key: bytes, state_bytes: bytes | None) -> Result:
         """Apply a quiet patient's held chunks (``Flush``): the windows they complete are published."""

@@ -6,12 +6,14 @@ messages' results say ``deferred``: the agent keeps those messages unacknowledge
 input offsets only up to what written states cover, and a worker that takes the partition over restores
 the last written state and replays exactly the messages after it (the step ignores a repeat by its seq).
 
-Chunks held behind a missing seq (the reorder buffer, up to ``BPSTREAM_REORDER_S`` of samples) are never
-written in the table: a patient holding chunks stays deferred, so their messages stay unacknowledged input,
-and a worker that takes over gets them again by replay. A command or new calibration that must be written
-at once is written without them (the patient stays deferred: rebuilt from those bytes, its unwritten messages
-are repeats up to the held ones, which are held again). Only while the group rebalances is such a state
-written whole, so that no message stays unacknowledged when the partition is given up.
+Chunks held behind a missing seq (the reorder buffer, up to ``BPSTREAM_REORDER_S`` of samples) are not
+written in the table: a patient holding chunks stays deferred whatever K, so their messages stay
+unacknowledged input, and a worker that takes over gets them again by replay. What must be written at once
+is written whole, held chunks included, and ends the deferral: a command or a new calibration (rare while a
+gap is open), and every deferred state while the group rebalances or the worker stops (``everything``), so
+that no message stays unacknowledged when a partition is given up. (Writing such a state without its held
+chunks instead would lose held chunks already in the table, and its rebuild would step applied messages
+again as repeats: both found by an audit, so states are only ever written whole.)
 
 ``DeferredWrites`` is that half of the worker's ``Processor`` (a mixin over its state cache, counts and
 decoder), kept in its own module.
@@ -53,8 +55,7 @@ class DeferredWrites:
         ``table_bytes``: the table's value the batch was given for the patient."""
         dirty = self._dirty.get(key)
         changes = (dirty.changes if dirty else 0) + len(changed)
-        write = urgent or (changes >= self.settings.state_every_chunks and not state.held)
-        if write and not state.held:
+        if urgent or (changes >= self.settings.state_every_chunks and not state.held):
             new = state_to_bytes(state)
             self._cache[key] = (new, state)
             self._dirty.pop(key, None)
@@ -64,13 +65,9 @@ class DeferredWrites:
             dirty = self._dirty[key] = Dirty(table_bytes, 0, time.monotonic())
         dirty.changes = changes
         dirty.items += changed
-        if write:  # urgent with chunks held: written without them; the patient stays deferred (module docstring)
-            dirty.base = state_to_bytes(state, held=False)
-            self.counts["state:written"] += 1
-        else:
-            self.counts["state:deferred"] += len(changed)
-        self._cache[key] = (dirty.base, state)  # the table holds ``base``; the state in memory is newer
-        return dirty.base if write else None
+        self._cache[key] = (dirty.base, state)  # the table still holds ``base``; the state in memory is newer
+        self.counts["state:deferred"] += len(changed)
+        return None
 
     def _snapshot(self, keys) -> dict:
         """The deferred bookkeeping of ``keys`` as it is now, for ``_forget`` after a failed step."""
@@ -109,7 +106,7 @@ class DeferredWrites:
 
     def deferred(self, key: bytes) -> bool:
         """Whether the patient's state in memory is ahead of the table (its messages must stay unacknowledged).
-        False once it is written whole (not while written without held chunks), and also when the table moved on without us (another worker wrote a state
+        False once it is written, and also when the table moved on without us (another worker wrote a state
         that covers those messages) or a rebuild failed: the agent then acknowledges them (``settle``)."""
         return key in self._dirty
 
@@ -117,14 +114,14 @@ class DeferredWrites:
         """How many patients have a state in memory newer than the table's."""
         return len(self._dirty)
 
-    def write(self, key: bytes, rebalancing: bool = False) -> bytes | None:
+    def write(self, key: bytes, everything: bool = False) -> bytes | None:
         """The bytes of a deferred patient's state, to write now (None: nothing to write). A state holding
-        chunks behind a missing seq is written only while the group rebalances (with them: this worker's
-        unacknowledged messages must be settled before it gives the partition up)."""
+        chunks behind a missing seq is written only with ``everything`` (the group rebalances or the worker
+        stops: its unacknowledged messages must be settled before the partition is given up)."""
         if key in self._dirty and key not in self._cache:  # dropped after a failed step: rebuilt, not lost
             self._rebuild(key)
         hit = self._cache.get(key)
-        if key in self._dirty and hit is not None and hit[1].held and not rebalancing:
+        if key in self._dirty and hit is not None and hit[1].held and not everything:
             return None
         dirty = self._dirty.pop(key, None)
         if dirty is None or hit is None:

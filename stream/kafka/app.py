@@ -6,6 +6,8 @@ in one process each get their own. ``bpstream worker`` runs it.
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +40,28 @@ def pipeline_for(settings: Settings) -> Pipeline:
                                    reorder_s=settings.reorder_s))
 
 
-def create_app(settings: Settings, pipeline: Pipeline | None = None, sinks: Any = None, **faust_options: Any) -> Service:
-    """``sinks`` replaces the output topics (unit tests with ``test_context()``); see ``register_agents``."""
+@functools.lru_cache(maxsize=1)
+def _app_class() -> type:
+    """faust's App, whose stop first writes every deferred patient state (the agent's ``bpstream_before_stop``):
+    faust then waits for unacknowledged messages without a timeout, and its timers have stopped."""
     import faust
 
+    class App(faust.App):
+        async def on_stop(self) -> None:
+            before = getattr(self, "bpstream_before_stop", None)
+            if before is not None:
+                try:
+                    await before()
+                except Exception as exc:  # noqa: BLE001 - the stop goes on; those messages come again elsewhere
+                    logging.getLogger("bpstream.worker").error("writing deferred states at stop failed (%s)",
+                                                                type(exc).__name__)
+            await super().on_stop()
+
+    return App
+
+
+def create_app(settings: Settings, pipeline: Pipeline | None = None, sinks: Any = None, **faust_options: Any) -> Service:
+    """``sinks`` replaces the output topics (unit tests with ``test_context()``); see ``register_agents``."""
     options = dict(
         broker=settings.faust_broker,
         broker_credentials=settings.faust_credentials(),
@@ -60,7 +80,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, sinks: Any 
     )
     options.update(web_options(settings))  # off unless BPSTREAM_WEB_PORT is set
     options.update(faust_options)
-    app = faust.App(settings.app_id, **options)
+    app = _app_class()(settings.app_id, **options)
     topics = declare(app, settings)
     table = app.Table("patients", key_type=bytes, value_type=bytes, default=None, partitions=settings.partitions,
                       help="per-patient step state (bpstream.stream.core._state_codec)")
