@@ -17,6 +17,10 @@ import pytest
 from ._data import record
 from ._kafka import WorkerProcess, read_to_end, read_topic, settings_for
 from .test_kafka_ops import _free_port, _metrics
+from .test_kafka_order import _publish
+from bpstream.stream.core._messages import Calibrate
+from bpstream.stream.kafka._codec import dumps
+from bpstream.stream.kafka._schemas import command_doc
 from .test_kafka_service import START_S, in_process
 from bpstream.stream.core._state_codec import state_from_bytes
 from bpstream.stream.kafka._publish import replay
@@ -35,7 +39,7 @@ def _partition(settings) -> int:
     return (murmur2(PATIENT.encode()) & 0x7FFFFFFF) % settings.partitions
 
 
-def _committed(settings, partition: int) -> int | None:
+def _committed(settings, partition: int, topic: str | None = None) -> int | None:
     from kafka import KafkaAdminClient
     from kafka.structs import TopicPartition
 
@@ -44,7 +48,7 @@ def _committed(settings, partition: int) -> int | None:
         offsets = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
     finally:
         admin.close()
-    meta = offsets.get(TopicPartition(settings.topic_waveforms, partition))
+    meta = offsets.get(TopicPartition(topic or settings.topic_waveforms, partition))
     return None if meta is None or meta.offset < 0 else meta.offset
 
 
@@ -205,13 +209,17 @@ def test_chunks_held_behind_a_gap_are_never_written_and_come_back_by_replay(brok
         assert _committed(settings, part) == LOST, a.log()[-3000:]
         a.kill()
 
-        def hold_at_the_end(b) -> None:  # chunk 60 lost, 61-62 held by B when it is stopped
+        def hold_at_the_end(b) -> None:  # chunk 60 lost, 61-62 held by B when it is stopped, and a command
             replay(settings, path, speed=0, calibration="off", start_s=START_S, t_from_s=c * 61, t_to_s=c * 63,
                    ids=[PATIENT])
             deadline = time.monotonic() + 60
             while _metrics(port)["bpstream_patients_gap_waiting"][()] != 1:
                 assert time.monotonic() < deadline, f"B never held the chunks: {b.log()[-3000:]}"
                 time.sleep(0.5)
+            # held by the worker for a later waveform of its partition (up to command_hold_s, 60 s): none comes
+            cal = Calibrate("stop-cuff", measured_at_s=START_S + 118.0, sbp_mmhg=131.0, dbp_mmhg=72.0)
+            _publish(settings, PATIENT, [(settings.topic_commands, dumps(command_doc(PATIENT, cal, START_S + 126.0)))])
+            time.sleep(2.0)
 
         docs, events, b_pid, stop_s = _take_over(settings, tmp_path, path, c * (LOST + 4), set(windows),
                                                  hold_at_the_end)
@@ -223,6 +231,9 @@ def test_chunks_held_behind_a_gap_are_never_written_and_come_back_by_replay(brok
     last = state_from_bytes(_last_state(settings), pipeline_for(settings))
     assert [h[0] for h in last.held] == [61, 62] and last.last_seq == 59
     assert _committed(settings, part) == 61  # every message: 0-59 without 10, then 61 and 62
+    # the command still held at the stop was processed (its reading waits for its window) and committed
+    assert "stop-cuff" in last.seen_commands + [cid for cid, _ in last.pending]
+    assert _committed(settings, part, settings.topic_commands) == 1
     mine = [d for d in docs if d.get("patient_id") == PATIENT]
     by_b = {t for d in mine if int(d["_worker"].rsplit(":", 1)[1]) == b_pid for t in _window_ends([d])}
     after_gap = {t for t in windows if t > c * LOST}

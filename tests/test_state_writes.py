@@ -163,7 +163,9 @@ def test_a_batch_failing_after_one_patient_was_kept_loses_none_of_its_windows(ch
 
 def test_a_failed_idle_flush_keeps_the_deferred_state(chunks, monkeypatch):
     """The timer's flush of a quiet patient fails once: its deferred state (not in the table) is rebuilt from the
-    table and its unwritten messages, never replaced by a fresh one; the chunks stay held for the next try."""
+    table and its unwritten messages, never replaced by a fresh one, and written whole (so that its messages do
+    not wait for a flush that may keep failing); the chunks stay held for the next try."""
+    from bpstream.stream.core._state_codec import state_from_bytes
     from bpstream.stream.core._messages import Flush
 
     values = _waves(chunks[:8])
@@ -179,12 +181,12 @@ def test_a_failed_idle_flush_keeps_the_deferred_state(chunks, monkeypatch):
         return real(state, message)
 
     monkeypatch.setattr(proc.pipeline, "step", failing)
-    assert proc.flush(b"p-1", None).sends == []
+    failed = proc.flush(b"p-1", None)
     monkeypatch.setattr(proc.pipeline, "step", real)
-    assert proc.deferred(b"p-1") and proc.gap_waiting() == 1
-    state = proc._cache[b"p-1"][1]
-    assert state.last_seq == 4 and [h[0] for h in state.held] == [6, 7]
-    again = proc.flush(b"p-1", None)  # the next try applies them (after the gap: a new segment, no window yet)
+    assert failed.sends == [] and not proc.deferred(b"p-1") and proc.gap_waiting() == 1
+    for state in (proc._cache[b"p-1"][1], state_from_bytes(failed.new_state, proc.pipeline)):
+        assert state.last_seq == 4 and [h[0] for h in state.held] == [6, 7]
+    again = proc.flush(b"p-1", failed.new_state)  # the next try applies them (a new segment after the gap)
     assert again.new_state is not None and not proc._cache[b"p-1"][1].held and not proc.deferred(b"p-1")
     assert proc._cache[b"p-1"][1].last_seq == 7
 

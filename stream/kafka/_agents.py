@@ -165,6 +165,8 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                     ordered += now_due + [ev]
                 results = await handle(ordered) if ordered else []
                 await ack(released)
+                if getattr(app, "should_stop", False):  # a batch taken while the worker stops: settle it now
+                    await drain_for_stop()
             for result in results:
                 yield result
             for ev in events:
@@ -186,10 +188,10 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 _set_current_event(ev)
                 result = await asyncio.get_running_loop().run_in_executor(None, processor.flush, key, table.get(key))
                 _set_current_event(ev)
-                if result.new_state is not None:
+                if result.new_state is not None:  # (after a failed flush: the state whole, its chunks still held)
                     table[key] = result.new_state
                     await written(key)
-                elif processor.holds(key):  # the flush failed: the chunks stay held, the timer tries again
+                if processor.holds(key):  # the flush failed: the chunks stay held, the timer tries again
                     last_chunk[key] = ev
                 for kind, k, value in result.sends:
                     await outputs[kind].send(key=k, value=value, headers=headers)
@@ -202,10 +204,11 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
         """``everything``: every deferred state, whole (held chunks included), so that no message stays
         unacknowledged (a rebalance, or the worker's stop: faust then waits for them without a timeout)."""
         async with lock:
-            keys = processor.stale(0.0 if everything else settings.state_max_age_s)
-            if not keys:
-                await settle()
-                return
+            await write_locked(everything)
+
+    async def write_locked(everything: bool) -> None:  # (the caller holds the lock)
+        keys = processor.stale(0.0 if everything else settings.state_max_age_s)
+        if keys:
             loop = asyncio.get_running_loop()
             states = await loop.run_in_executor(None, lambda: [(k, processor.write(k, everything)) for k in keys])
             for key, new in states:
@@ -215,20 +218,35 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
                 _set_current_event(evs[-1])  # the table writes to that message's changelog partition
                 table[key] = new
                 await written(key)
-            await settle()
+        await settle()
+
+    async def drain_for_stop() -> None:
+        """The worker stops (its timers have): process the commands still held, then write every deferred
+        state whole, so that faust's wait for unacknowledged messages ends (the caller holds the lock)."""
+        due = held.release(all_=True)
+        if due:
+            await handle(due)
+            await ack(due)
+        await write_locked(True)
+
+    async def before_stop() -> None:
+        async with lock:
+            await drain_for_stop()
 
     # even at K = 1 a patient holding chunks behind a missing seq is deferred (_state_writes): written at a rebalance
     app.timer(interval=max(0.1, min(1.0, settings.state_max_age_s / 2)))(write_deferred)
-    app.bpstream_before_stop = lambda: write_states(True)  # called by the app's on_stop (app.py), timers stopped
+    app.bpstream_before_stop = before_stop  # called by the app's on_stop (app.py), when the timers have stopped
 
     @app.on_partitions_assigned.connect
     async def _forget_moved(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
         """After a rebalance, a patient whose partition went to another worker is not flushed here any more (its
-        new owner holds its chunks: written whole by the rebalance)."""
+        new owner holds its chunks: written whole by the rebalance). Under the lock: a flush running now (its
+        patient out of ``last_chunk`` meanwhile) ends first."""
         mine = {tp.partition for tp in assigned or () if tp.topic in (settings.topic_waveforms, settings.topic_commands)}
-        for key in [k for k, ev in last_chunk.items() if ev.message.partition not in mine]:
-            last_chunk.pop(key, None)
-            processor.revoked(key)
+        async with lock:
+            for key in [k for k, ev in last_chunk.items() if ev.message.partition not in mine]:
+                last_chunk.pop(key, None)
+                processor.revoked(key)
 
     @app.timer(interval=30.0)
     async def report_counts() -> None:
