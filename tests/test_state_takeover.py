@@ -1,4 +1,6 @@
-"""What a worker taking a partition over restores must be what the old worker had in memory: the table's newest
+"""Chunks held behind a missing seq: never written while held (their messages stay unacknowledged), written whole
+when something must be written at once; and what a worker taking a partition over restores must be what the old
+worker had in memory: the table's newest
 state, then every message from each input topic's first unacknowledged offset (faust commits the acknowledged
 prefix), stepped again. Driven through the worker's Processor with the agent's bookkeeping (pending messages,
 acknowledged when their patient's state is written, and the timer's writes; stream/kafka/_agents.py), with lost
@@ -18,7 +20,7 @@ from bpstream.stream.kafka._agents import Item, Processor
 from bpstream.stream.kafka._codec import dumps, encode_waveform
 from bpstream.stream.kafka._schemas import command_doc
 
-from .test_state_writes import COMMANDS, T0, WAVES, _proc, chunks  # noqa: F401 - chunks: the fixture
+from .test_state_writes import COMMANDS, T0, WAVES, _proc, _run, _waves, chunks  # noqa: F401 - chunks: the fixture
 
 
 class _Agent:
@@ -154,3 +156,43 @@ def test_a_takeover_at_any_point_restores_what_memory_had(chunks, every):
         a.timer(everything=True)
         assert not a.pending and all(not a.p.deferred(k) for k in a.table)  # nothing left unacknowledged
     assert not diverged
+
+
+def test_chunks_held_behind_a_gap_are_never_written_and_their_messages_stay_unacknowledged(chunks):
+    """Seq 5 lost; 6-8 held (2-s chunks: 6 s of the 10-s reorder buffer). Even at K = 1 nothing is written while
+    they are held (their messages stay unacknowledged; the state rebuilt from the table and them is the one in
+    memory); the age timer leaves it; a rebalance or stop writes it whole, and so does a command."""
+    proc = _proc(1)
+    values = _waves(chunks[:5]) + _waves(chunks[6:9], start=6)
+    _, results, table, _ = _run(proc, values)
+    assert [r.new_state is not None for r in results] == [True] * 5 + [False] * 3
+    assert [r.deferred for r in results] == [False] * 5 + [True] * 3
+    assert state_from_bytes(table[b"p-1"], proc.pipeline).last_seq == 4
+    memory = proc._cache[b"p-1"][1]
+    assert [h[0] for h in memory.held] == [6, 7, 8] and proc.deferred(b"p-1")
+    rebuilt = state_from_bytes(table[b"p-1"], proc.pipeline)  # what a worker taking over rebuilds
+    for value in values[5:]:
+        rebuilt, _ = proc.pipeline.step(rebuilt, proc._decode(Item(value[0], 0, 0, value[1], value[2]))[0])
+    assert state_to_bytes(rebuilt) == state_to_bytes(memory)
+    assert proc.write(b"p-1") is None and proc.deferred(b"p-1")  # the age timer leaves it alone ...
+    whole = proc.write(b"p-1", everything=True)  # ... a rebalance or stop writes it whole
+    assert [h[0] for h in state_from_bytes(whole, proc.pipeline).held] == [6, 7, 8] and not proc.deferred(b"p-1")
+    # a command while chunks are held is written at once, whole, and ends the deferral
+    proc = _proc(1)
+    _, results, table, _ = _run(proc, values + [_cal()])
+    assert results[-1].new_state is not None and not results[-1].deferred and not proc.deferred(b"p-1")
+    written = state_from_bytes(table[b"p-1"], proc.pipeline)
+    assert [h[0] for h in written.held] == [6, 7, 8] and written.seen_commands
+
+
+def test_the_gap_given_up_writes_the_whole_state_and_releases_the_messages(chunks):
+    proc = _proc(1)
+    values = _waves(chunks[:5]) + _waves(chunks[6:13], start=6)  # 6..11 is 12 s held: seq 5 is given up
+    _, results, table, _ = _run(proc, values)
+    given_up = next(i for i, r in enumerate(results) if i >= 5 and r.new_state is not None)
+    assert given_up == 10 and all(r.deferred for r in results[5:10]) and not results[10].deferred
+    assert not proc.deferred(b"p-1")
+    state = state_from_bytes(table[b"p-1"], proc.pipeline)
+    assert state.held == [] and state.last_seq == 12
+    _, ref_results, _, _ = _run(_proc(1), values)  # the same outputs as ever: only the writes moved
+    assert [r.sends for r in results] == [r.sends for r in ref_results]

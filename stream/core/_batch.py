@@ -46,16 +46,11 @@ def _field_names(tp: type) -> tuple[str, ...] | None:
 
 def take_row(obj, i: int, n: int):
     """Window ``i`` of a batch result (dataclasses of per-window arrays), as a batch of one."""
-    if isinstance(obj, np.ndarray):
-        return obj[i : i + 1] if obj.ndim >= 1 and obj.shape[0] == n else obj
-    names = _field_names(type(obj))
-    if names is not None:
-        return type(obj)(**{name: take_row(getattr(obj, name), i, n) for name in names})
-    return obj
+    return take_rows(obj, slice(i, i + 1), n)
 
 
-def take_rows(obj, rows: np.ndarray, n: int):
-    """Windows ``rows`` (ascending) of a batch result, as a batch of ``len(rows)`` (``take_row`` for several)."""
+def take_rows(obj, rows: np.ndarray | slice, n: int):
+    """Windows ``rows`` (ascending indices, or a slice) of a batch result of ``n`` windows, as a batch of them."""
     if isinstance(obj, np.ndarray):
         return obj[rows] if obj.ndim >= 1 and obj.shape[0] == n else obj
     names = _field_names(type(obj))

@@ -95,14 +95,12 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
     current: dict[str, Any] = {}
     headers = {"bpstream-worker": _worker_id().encode()}  # which process published it (no patient data)
 
-    last_chunk: dict[bytes, Any] = {}  # newest waveform event of each patient holding chunks (a flush's table context)
+    last_chunk: dict[bytes, Any] = {}  # newest event of each patient holding chunks (a flush's table context)
     pending: dict[bytes, list[Any]] = {}  # patient -> its messages whose change is not written yet (unacked)
 
     async def written(key: bytes) -> None:
-        """The patient's state was just written: its pending messages may be committed, unless the state was
-        written without the chunks it holds behind a missing seq (they and the messages before stay pending)."""
-        if not processor.deferred(key):
-            await ack(pending.pop(key, []))
+        """The patient's state was just written (always whole): its pending messages may be committed."""
+        await ack(pending.pop(key, []))
 
     async def settle() -> None:
         """Acknowledge the pending messages of patients the processor no longer defers without a write of ours
@@ -198,15 +196,13 @@ def register_agents(app: Any, topics: Any, table: Any, processor: Processor, sin
 
     async def write_deferred() -> None:
         """States whose oldest unwritten change is ``state_max_age_s`` old; all of them during a rebalance."""
-        await write_states(bool(getattr(app, "rebalancing", False)))
-
-    async def write_states(everything: bool) -> None:
-        """``everything``: every deferred state, whole (held chunks included), so that no message stays
-        unacknowledged (a rebalance, or the worker's stop: faust then waits for them without a timeout)."""
         async with lock:
-            await write_locked(everything)
+            await write_locked(bool(getattr(app, "rebalancing", False)))
 
-    async def write_locked(everything: bool) -> None:  # (the caller holds the lock)
+    async def write_locked(everything: bool) -> None:
+        """``everything``: every deferred state, whole (held chunks included), so that no message stays
+        unacknowledged (a rebalance, or the worker's stop: faust then waits for them without a timeout). The
+        caller holds the lock."""
         keys = processor.stale(0.0 if everything else settings.state_max_age_s)
         if keys:
             loop = asyncio.get_running_loop()

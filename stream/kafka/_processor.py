@@ -233,8 +233,8 @@ class Processor(DeferredWrites):
         except Exception as exc:  # noqa: BLE001 - the chunks stay held; the next message of the patient goes on
             log.error("flush of held chunks failed (%s)", where(exc))  # no exception text: it may echo content
             self._forget(key, before)
-            self._held[key] = (time.monotonic(), bed, monitor)  # still held: the timer tries again; meanwhile the
-            return Result(new_state=self.write(key, True))  # state whole, so its messages do not wait on a retry
+            self._held[key] = (time.monotonic(), bed, monitor)  # still held: the timer tries again
+            return Result(new_state=self.write(key, True))  # written whole: its messages never wait on a retry
 
     def _result(self, item: Item, outputs: list, bed: str | None, monitor: str | None, unreadable: bool,
                 counts: Counter) -> tuple[Result, bool]:

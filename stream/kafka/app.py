@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._agents import Processor, register_agents
+from ._logs import where
 from ._probes import install as install_probes
 from ._probes import web_options
 from bpstream.stream.core import Schedule
@@ -53,8 +54,7 @@ def _app_class() -> type:
                 try:
                     await before()
                 except Exception as exc:  # noqa: BLE001 - the stop goes on; those messages come again elsewhere
-                    logging.getLogger("bpstream.worker").error("writing deferred states at stop failed (%s)",
-                                                                type(exc).__name__)
+                    logging.getLogger("bpstream.worker").error("writing deferred states at stop failed (%s)", where(exc))
             await super().on_stop()
 
     return App
